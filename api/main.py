@@ -1,0 +1,26 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from api.errors import install_error_handlers
+from api.routes import health, jobs
+from tessera.config import Settings
+from workers.celery_app import configure
+from workers.enqueue import CeleryEnqueuer
+from workers.runtime import Runtime
+
+
+def create_app(settings: Settings, worker_supervisor: object | None = None) -> FastAPI:
+    app = FastAPI(title="Tessera", version="1.0", summary="Documents in, text and chart tables out.")
+    app.state.runtime = Runtime(settings)
+    app.state.celery = configure(settings)
+    app.state.enqueuer = CeleryEnqueuer(app.state.celery)
+    app.state.worker_supervisor = worker_supervisor
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,96 @@
+"""Accepting a document: size limit, type and readability checks, then row + blob + message.
+
+Order matters for 'nothing accepted is ever lost': the input blob is stored
+before the job row is committed, and the row is committed before the split
+message is sent; if the broker is down the job stays `queued` and recovery
+re-sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import structlog
+from fastapi import UploadFile
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.schemas import JobOptions
+from storage import jobs as job_repo
+from storage.blobs import BlobKeys, BlobStore
+from storage.models import Job, new_id
+from tessera.config import Settings
+from tessera.errors import InvalidOptions, PayloadTooLarge
+from workers.documents import check_page_pixels, inspect_document, parse_page_range
+from workers.enqueue import Enqueuer
+
+log = structlog.get_logger(__name__)
+READ_CHUNK = 1024 * 1024
+
+
+def parse_options(raw: str | None) -> JobOptions:
+    if raw is None or not raw.strip():
+        return JobOptions()
+    try:
+        return JobOptions.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise InvalidOptions(f"options is not valid JSON: {exc.msg}") from exc
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidOptions(f"invalid options: {details}") from exc
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    chunks, size = [], 0
+    while chunk := await upload.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the file is larger than the {limit // (1024 * 1024)} MiB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def safe_display_name(name: str | None) -> str | None:
+    """The client's file name, for display only (never used in a key or path)."""
+    if not name:
+        return None
+    base = os.path.basename(name.replace("\\", "/"))
+    cleaned = "".join(ch for ch in base if ch.isprintable())[:255]
+    return cleaned or None
+
+
+def create_job(session: Session, blobs: BlobStore, enqueue: Enqueuer, settings: Settings, *,
+               tenant_id: str, data: bytes, filename: str | None, options: JobOptions,
+               idempotency_key: str | None) -> tuple[Job, bool]:
+    """Validate and accept a document. Returns (job, created); an idempotent replay returns created=False."""
+    if idempotency_key:
+        existing = job_repo.find_by_idempotency_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    info = inspect_document(data, settings.max_pages)
+    pages = parse_page_range(options.pages, info.page_count)
+    check_page_pixels(info, pages, options.dpi or settings.default_dpi, settings.max_page_pixels)
+    job = Job(id=new_id(), tenant_id=tenant_id, filename=safe_display_name(filename),
+              media_type=info.media_type, input_sha256=hashlib.sha256(data).hexdigest(),
+              input_size=len(data), options=options.model_dump(exclude_none=True),
+              idempotency_key=idempotency_key)
+    blobs.put(BlobKeys.input(tenant_id, job.id), data, info.media_type)
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same idempotency key won the race
+        session.rollback()
+        blobs.delete_prefix(BlobKeys.job_prefix(tenant_id, job.id))
+        return job_repo.find_by_idempotency_key(session, tenant_id, idempotency_key or ""), False
+    _send_split(enqueue, job.id)
+    return job, True
+
+
+def _send_split(enqueue: Enqueuer, job_id: str) -> None:
+    try:
+        enqueue.split(job_id)
+    except Exception:  # noqa: BLE001 (the job is saved; recovery re-sends it)
+        log.exception("submit.enqueue_failed", job_id=job_id)

@@ -1,0 +1,143 @@
+"""Blob storage behind one small interface: S3 (any endpoint) or a local folder.
+
+Keys are built by `blob_keys` from ids only, never from a user's file name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from tessera.errors import TransientError
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def ping(self) -> None: ...
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid blob key {key!r}")
+    return key
+
+
+class LocalBlobStore:
+    """A folder on disk. Writes are atomic (temp file + rename) so readers never see half a blob."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        base = self._path(prefix.rstrip("/"))
+        if base.is_dir():
+            for path in sorted(base.rglob("*"), reverse=True):
+                if path.is_file():
+                    path.unlink()
+                    removed += 1
+                else:
+                    path.rmdir()
+            base.rmdir()
+        return removed
+
+    def ping(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise TransientError(f"blob folder {self.root} is not writable")
+
+
+class S3BlobStore:
+    """An S3 bucket through boto3; the client is injected so tests and prod share the code."""
+
+    def __init__(self, client, bucket: str):  # noqa: ANN001 (boto3 clients are untyped)
+        self.client = client
+        self.bucket = bucket
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=_check_key(key), Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=_check_key(key))
+        except self.client.exceptions.NoSuchKey as exc:
+            raise BlobNotFound(key) from exc
+        return response["Body"].read()
+
+    def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
+            objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if objects:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+                removed += len(objects)
+        return removed
+
+    def ping(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def create_blob_store(settings) -> BlobStore:  # noqa: ANN001 (tessera.config.Settings)
+    if settings.s3_bucket is None:
+        return LocalBlobStore(settings.blob_dir)
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60),
+    )
+    return S3BlobStore(client, settings.s3_bucket)
+
+
+class BlobKeys:
+    """The only place blob keys are spelled (DESIGN.md 'Blob keys')."""
+
+    @staticmethod
+    def job_prefix(tenant_id: str, job_id: str) -> str:
+        return f"{tenant_id}/{job_id}"
+
+    @staticmethod
+    def input(tenant_id: str, job_id: str) -> str:
+        return f"{tenant_id}/{job_id}/input"
+
+    @staticmethod
+    def page_image(tenant_id: str, job_id: str, page_no: int) -> str:
+        return f"{tenant_id}/{job_id}/pages/{page_no:05d}.png"
+
+    @staticmethod
+    def page_result(tenant_id: str, job_id: str, page_no: int) -> str:
+        return f"{tenant_id}/{job_id}/results/{page_no:05d}.json"
+
+    @staticmethod
+    def result(tenant_id: str, job_id: str, fmt: str) -> str:
+        return f"{tenant_id}/{job_id}/result.{fmt}"

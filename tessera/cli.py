@@ -1,0 +1,174 @@
+"""The `tessera` command: one entry point for the server, workers, tools and clients.
+
+Only this module (and app start-up) reads the environment; everything below
+it receives a Settings object.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tessera.config import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Tessera: documents in, text and chart tables out.")
+api_key_app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app.add_typer(api_key_app, name="api-key")
+
+
+@app.callback()
+def _main() -> None:
+    from tessera.logs import configure_logging
+
+    configure_logging()
+
+
+def _migrate_if_embedded(settings: Settings) -> None:
+    from storage.migrate import upgrade
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:
+        upgrade(settings.sqlalchemy_url)
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="API only; run workers separately")] = False,
+) -> None:
+    """Start the API, plus an in-process worker unless --no-worker (embedded defaults unless configured)."""
+    import uvicorn
+
+    from api.main import create_app
+    from tessera.supervisor import WorkerSupervisor
+    from workers.recovery import recover
+
+    settings = get_settings()
+    _migrate_if_embedded(settings)
+    supervisor = None if no_worker else WorkerSupervisor()
+    application = create_app(settings, supervisor)
+    if supervisor is not None:
+        # Nothing else can be running this embedded work: take back every unfinished task.
+        recover(application.state.runtime, application.state.enqueuer, all_running=settings.embedded)
+        supervisor.start()
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="comma-separated: cpu, gpu")] = "cpu,gpu",
+    concurrency: Annotated[int, typer.Option(min=1)] = 1,
+    pool: Annotated[str, typer.Option(help="prefork, solo or threads")] = "prefork",
+) -> None:
+    """Run a Celery worker on the given queues."""
+    from workers.celery_app import configure
+
+    settings = get_settings()
+    _migrate_if_embedded(settings)
+    celery = configure(settings)
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", pool,
+            "--loglevel", "INFO", "--hostname", f"tessera-{os.getpid()}@%h", "--prefetch-multiplier", "1"]
+    if settings.embedded:
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    celery.worker_main(argv)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from storage.migrate import upgrade
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.sqlalchemy_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def sweep() -> None:
+    """Re-enqueue work whose lease expired and jobs stuck before splitting."""
+    from workers.celery_app import configure
+    from workers.enqueue import CeleryEnqueuer
+    from workers.recovery import recover
+    from workers.runtime import Runtime
+
+    settings = get_settings()
+    counts = recover(Runtime(settings), CeleryEnqueuer(configure(settings)))
+    typer.echo(f"re-enqueued: {counts.splits} splits, {counts.pages} pages, {counts.assemblies} assemblies")
+
+
+@api_key_app.command("create")
+def api_key_create(tenant: Annotated[str, typer.Option(help="tenant name (created if new)")]) -> None:
+    """Create an API key; the key is printed alone on the last line."""
+    from storage.db import make_engine, make_session_factory
+    from storage.tenants import create_api_key
+
+    settings = get_settings()
+    _migrate_if_embedded(settings)
+    with make_session_factory(make_engine(settings.sqlalchemy_url)).begin() as session:
+        key = create_api_key(session, tenant)
+    typer.echo(f"API key for tenant {tenant!r} (shown once):", err=True)
+    typer.echo(key)
+
+
+@app.command()
+def submit(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="files or folders")],
+    server: Annotated[str | None, typer.Option(help="default: TESSERA_SERVER")] = None,
+    api_key: Annotated[str | None, typer.Option(help="default: TESSERA_API_KEY")] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="wait and print a summary")] = False,
+    out: Annotated[Path | None, typer.Option(help="download results here (implies --watch)")] = None,
+    options: Annotated[str | None, typer.Option(help="job options as JSON")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait with --watch")] = 3600,
+) -> None:
+    """Submit documents to a Tessera server (bulk client)."""
+    from tessera.client import TesseraClient, submit_and_watch
+
+    settings = get_settings()
+    key = api_key or settings.api_key
+    if not key:
+        raise typer.BadParameter("no API key: pass --api-key or set TESSERA_API_KEY")
+    client = TesseraClient(server or settings.server, key)
+    failed = submit_and_watch(client, paths, options=options, watch=watch or out is not None,
+                              out=out, timeout=timeout)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="files or folders")],
+    out: Annotated[Path, typer.Option(help="where results go")],
+    options: Annotated[str | None, typer.Option(help="job options as JSON")] = None,
+) -> None:
+    """One-shot local processing, no server: every stage runs in this process."""
+    from tessera.local_run import run_locally
+
+    failed = run_locally(get_settings(), paths, out, options)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _register_model_commands() -> None:
+    """InternVL tooling (tiles planner, checkpoint converter) lives with the model code."""
+    try:
+        from tessera.cli_model import model_app, tiles
+    except ImportError as exc:  # pragma: no cover (a broken install should still serve)
+        print(f"warning: model commands unavailable: {exc}", file=sys.stderr)
+        return
+    app.command("tiles")(tiles)
+    app.add_typer(model_app, name="model")
+
+
+_register_model_commands()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,74 @@
+"""`tessera run`: the whole pipeline in one process, no server, no broker.
+
+The same stage functions the workers run, driven by an in-process queue, on
+embedded storage in a scratch folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+
+from api.submission import create_job, parse_options
+from storage import jobs as job_repo
+from storage.blobs import BlobKeys
+from storage.migrate import upgrade
+from storage.tenants import get_or_create_tenant
+from tessera.client import expand_paths
+from tessera.config import Settings
+from tessera.errors import TesseraError
+from workers.assemble import assemble_job
+from workers.enqueue import ASSEMBLE, INFER, SPLIT, LocalEnqueuer
+from workers.infer import infer_pages
+from workers.runtime import Runtime
+from workers.split import split_job
+
+console = Console()
+
+
+def run_locally(settings: Settings, paths: list[Path], out: Path, options: str | None) -> bool:
+    """Process every document; write results under `out`. True if any document failed."""
+    scratch = tempfile.TemporaryDirectory(prefix="tessera-run-")
+    local = settings.model_copy(update={"home": Path(scratch.name), "database_url": None,
+                                        "broker_url": None, "s3_bucket": None, "s3_endpoint_url": None})
+    upgrade(local.sqlalchemy_url)
+    rt = Runtime(local)
+    queue = LocalEnqueuer({})
+    queue.handlers = {SPLIT: lambda job_id: split_job(rt, queue, job_id),
+                      INFER: lambda page_ids: infer_pages(rt, queue, page_ids),
+                      ASSEMBLE: lambda job_id: assemble_job(rt, job_id)}
+    parsed = parse_options(options)
+    failed = False
+    with rt.sessions() as session:
+        tenant_id = get_or_create_tenant(session, "local").id
+        session.commit()
+    for path in expand_paths(paths):
+        failed |= not _run_one(rt, queue, tenant_id, path, parsed, out)
+    scratch.cleanup()
+    return failed
+
+
+def _run_one(rt: Runtime, queue: LocalEnqueuer, tenant_id: str, path: Path, options, out: Path) -> bool:  # noqa: ANN001
+    with rt.sessions() as session:
+        try:
+            job, _ = create_job(session, rt.blobs, queue, rt.settings, tenant_id=tenant_id,
+                                data=path.read_bytes(), filename=path.name, options=options,
+                                idempotency_key=None)
+        except TesseraError as exc:
+            console.print(f"[red]{path}: {exc.code}: {exc.message}")
+            return False
+    queue.drain()
+    with rt.sessions() as session:
+        job = job_repo.get_job(session, job.id)
+    folder = out / path.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    if job.status != "failed":
+        for fmt in ("json", "md"):
+            (folder / f"result.{fmt}").write_bytes(rt.blobs.get(BlobKeys.result(tenant_id, job.id, fmt)))
+    else:
+        (folder / "error.json").write_text(json.dumps({"code": job.error_code, "message": job.error_message}))
+    console.print(f"{path}: {job.status} ({job.page_count or 0} pages) -> {folder}")
+    return job.status == "succeeded"

@@ -1,0 +1,63 @@
+"""The assemble stage: one document result (JSON and Markdown) from the page results."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from storage import jobs as job_repo
+from storage.blobs import BlobKeys
+from storage.models import Job, JobStatus, Page, PageStatus
+from workers.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+def assemble_job(rt: Runtime, job_id: str) -> None:
+    with rt.sessions() as session:
+        job = job_repo.get_job(session, job_id)
+        if job is None or job.status != JobStatus.ASSEMBLING:
+            return
+        pages = job_repo.pages_of(session, job_id)
+    entries = [_page_entry(rt, page) for page in pages]
+    document = {"job_id": job.id, "filename": job.filename, "page_count": len(pages), "pages": entries}
+    rt.blobs.put(BlobKeys.result(job.tenant_id, job.id, "json"),
+                 json.dumps(document, ensure_ascii=False).encode("utf-8"), "application/json")
+    rt.blobs.put(BlobKeys.result(job.tenant_id, job.id, "md"),
+                 to_markdown(entries).encode("utf-8"), "text/markdown; charset=utf-8")
+    _finish(rt, job, pages)
+
+
+def _page_entry(rt: Runtime, page: Page) -> dict[str, Any]:
+    entry: dict[str, Any] = {"page": page.page_no, "status": page.status}
+    if page.status == PageStatus.DONE and page.result_key:
+        entry.update(json.loads(rt.blobs.get(page.result_key)))
+    else:
+        entry["error"] = {"code": page.error_code or "page_failed", "message": page.error_message or ""}
+    return entry
+
+
+def to_markdown(entries: list[dict[str, Any]]) -> str:
+    parts = []
+    for entry in entries:
+        body = entry.get("text", "") if entry["status"] == PageStatus.DONE else (
+            f"*Page {entry['page']} failed: {entry['error']['code']}*")
+        parts.append(f"<!-- page {entry['page']} -->\n\n{body}".rstrip())
+    return "\n\n".join(parts) + "\n"
+
+
+def _finish(rt: Runtime, job: Job, pages: list[Page]) -> None:
+    done = sum(page.status == PageStatus.DONE for page in pages)
+    values: dict[str, object] = {}
+    if done == len(pages):
+        status = JobStatus.SUCCEEDED
+    elif done:
+        status = JobStatus.PARTIALLY_SUCCEEDED
+    else:
+        status = JobStatus.FAILED
+        values = {"error_code": "all_pages_failed", "error_message": "no page could be processed"}
+    with rt.sessions.begin() as session:
+        job_repo.transition_job(session, job.id, (JobStatus.ASSEMBLING,), status, **values)
+    log.info("job.finished", job_id=job.id, status=status, pages=len(pages), done=done)

@@ -1,0 +1,72 @@
+"""The Celery application and its configuration, built by a function (not at import).
+
+Configuration choices for long GPU work (see ENVIRONMENT.md for how kombu
+really behaves): late acks + reject on worker loss so a crashed task comes
+back, prefetch 1 so a busy worker holds nothing others could run, results off
+(Postgres holds them), a visibility timeout above the hard time limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from tessera.config import Settings
+
+QUEUES = ("cpu", "gpu", "webhooks")
+ROUTES = {
+    "tessera.split": {"queue": "cpu"},
+    "tessera.assemble": {"queue": "cpu"},
+    "tessera.infer": {"queue": "gpu"},
+}
+
+app = Celery("tessera")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    hard_limit = settings.task_time_limit_s
+    config: dict[str, Any] = {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_time_limit": hard_limit,
+        "task_soft_time_limit": max(hard_limit - 60, 30),
+        "task_routes": ROUTES,
+        "task_default_queue": "cpu",
+        "task_queues": [Queue(name) for name in QUEUES],
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "imports": ["workers.tasks"],
+    }
+    if settings.embedded:
+        folder = settings.queue_dir.resolve()
+        for sub in ("messages", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_url"] = "filesystem://"
+        config["broker_transport_options"] = {
+            "data_folder_in": str(folder / "messages"),
+            "data_folder_out": str(folder / "messages"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.2,
+        }
+    else:
+        config["broker_url"] = settings.broker_url
+        config["broker_transport_options"] = {
+            "visibility_timeout": hard_limit + 600,
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        }
+    return config
+
+
+def configure(settings: Settings) -> Celery:
+    app.conf.update(celery_config(settings))
+    return app

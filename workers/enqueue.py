@@ -1,0 +1,60 @@
+"""How one stage hands work to the next: Celery messages, or an in-process queue for `tessera run`.
+
+Messages carry ids only; Postgres holds everything else.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+SPLIT = "tessera.split"
+INFER = "tessera.infer"
+ASSEMBLE = "tessera.assemble"
+QUEUE_OF = {SPLIT: "cpu", INFER: "gpu", ASSEMBLE: "cpu"}
+
+
+class Enqueuer(Protocol):
+    def split(self, job_id: str) -> None: ...
+    def infer(self, page_ids: list[int]) -> None: ...
+    def assemble(self, job_id: str) -> None: ...
+
+
+class CeleryEnqueuer:
+    def __init__(self, app):  # noqa: ANN001 (celery.Celery)
+        self.app = app
+
+    def _send(self, name: str, *args: object) -> None:
+        self.app.send_task(name, args=list(args), queue=QUEUE_OF[name])
+
+    def split(self, job_id: str) -> None:
+        self._send(SPLIT, job_id)
+
+    def infer(self, page_ids: list[int]) -> None:
+        self._send(INFER, page_ids)
+
+    def assemble(self, job_id: str) -> None:
+        self._send(ASSEMBLE, job_id)
+
+
+class LocalEnqueuer:
+    """Runs stages in this process, in order, until no work is left (one-shot `tessera run`)."""
+
+    def __init__(self, handlers: dict[str, Callable[..., None]]):
+        self.handlers = handlers
+        self.pending: deque[tuple[str, tuple[object, ...]]] = deque()
+
+    def split(self, job_id: str) -> None:
+        self.pending.append((SPLIT, (job_id,)))
+
+    def infer(self, page_ids: list[int]) -> None:
+        self.pending.append((INFER, (page_ids,)))
+
+    def assemble(self, job_id: str) -> None:
+        self.pending.append((ASSEMBLE, (job_id,)))
+
+    def drain(self) -> None:
+        while self.pending:
+            name, args = self.pending.popleft()
+            self.handlers[name](*args)
