@@ -5,7 +5,8 @@
 PDFs are rendered with pdf2image (poppler) at 200 dpi, images are read as they
 are. Each page is scored against samples/truth/<stem>/<page>.txt: CER is the
 Levenshtein distance over characters, whitespace removed from both sides,
-divided by the length of the truth. A benchmark that prints figures, not a test.
+divided by the length of the truth; CER+sp keeps each run of whitespace as one
+space, so word spacing counts too. A benchmark that prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -36,22 +38,41 @@ def load_pages(path: Path) -> list[Image.Image]:
     return [Image.open(path)]
 
 
-def squeeze(text: str) -> str:
-    return "".join(text.split())
+@dataclass
+class Score:
+    pages: int = 0
+    seconds: float = 0.0
+    edits: int = 0  # whitespace removed
+    chars: int = 0
+    spaced_edits: int = 0  # whitespace runs kept as one space: word spacing counts too
+    spaced_chars: int = 0
+
+    def add(self, other: Score) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def row(self, label: str) -> str:
+        return (
+            f"{label:<22}{self.pages:>6}{self.seconds / self.pages:>9.2f}{self.chars:>8}"
+            f"{self.edits / self.chars:>8.3f}{self.spaced_edits / self.spaced_chars:>9.3f}"
+        )
 
 
-def bench_sample(engine: RapidOcrEngine, path: Path, truth_dir: Path) -> tuple[int, float, int, int]:
-    """(pages, OCR seconds, edit distance, truth characters) for one sample."""
-    pages = load_pages(path)
-    seconds, edits, chars = 0.0, 0, 0
-    for number, image in enumerate(pages, start=1):
+def bench_sample(engine: RapidOcrEngine, path: Path, truth_dir: Path) -> Score:
+    score = Score()
+    for number, image in enumerate(load_pages(path), start=1):
         started = time.perf_counter()
-        result = engine.process([PageInput(image=image)])[0]
-        seconds += time.perf_counter() - started
-        truth = squeeze((truth_dir / path.stem / f"{number}.txt").read_text(encoding="utf-8"))
-        edits += levenshtein(squeeze(result.text), truth)
-        chars += len(truth)
-    return len(pages), seconds, edits, chars
+        text = engine.process([PageInput(image=image)])[0].text
+        score.seconds += time.perf_counter() - started
+        truth = (truth_dir / path.stem / f"{number}.txt").read_text(encoding="utf-8")
+        for joiner, edits, chars in (("", "edits", "chars"), (" ", "spaced_edits", "spaced_chars")):
+            ref = joiner.join(truth.split())
+            setattr(
+                score, edits, getattr(score, edits) + levenshtein(joiner.join(text.split()), ref)
+            )
+            setattr(score, chars, getattr(score, chars) + len(ref))
+        score.pages += 1
+    return score
 
 
 def main() -> None:
@@ -63,17 +84,19 @@ def main() -> None:
     engine = RapidOcrEngine(threads=args.threads)
     started = time.perf_counter()
     engine.process([PageInput(image=Image.new("RGB", (64, 64), "white"))])
-    print(f"rapidocr, {engine.threads} onnxruntime threads, {os.cpu_count()} CPUs; "
-          f"model load {time.perf_counter() - started:.2f} s")
-    print(f"{'sample':<22}{'pages':>6}{'s/page':>9}{'chars':>8}{'CER':>8}")
-    totals = [0, 0.0, 0, 0]
-    files = sorted(p for p in args.samples.iterdir() if p.suffix.lower() in {".pdf", ".png", ".jpg"})
-    for path in files:
-        pages, seconds, edits, chars = bench_sample(engine, path, args.samples / "truth")
-        totals = [t + v for t, v in zip(totals, (pages, seconds, edits, chars))]
-        print(f"{path.name:<22}{pages:>6}{seconds / pages:>9.2f}{chars:>8}{edits / chars:>8.3f}")
-    pages, seconds, edits, chars = totals
-    print(f"{'total':<22}{pages:>6}{seconds / pages:>9.2f}{chars:>8}{edits / chars:>8.3f}")
+    print(
+        f"rapidocr, {engine.threads} onnxruntime threads, {os.cpu_count()} CPUs; "
+        f"model load {time.perf_counter() - started:.2f} s"
+    )
+    print(f"{'sample':<22}{'pages':>6}{'s/page':>9}{'chars':>8}{'CER':>8}{'CER+sp':>9}")
+    total = Score()
+    kinds = {".pdf", ".png", ".jpg"}
+    for path in sorted(p for p in args.samples.iterdir() if p.suffix.lower() in kinds):
+        score = bench_sample(engine, path, args.samples / "truth")
+        total.add(score)
+        print(score.row(path.name))
+    print(total.row("total"))
+    print("CER: whitespace ignored; CER+sp: whitespace runs count as one space")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def paragraphs_to_lines(paragraphs: list[str], lang: synthetic.Lang, font_size: 
 
 
 def english_prose() -> None:
-    pages = [paragraphs_to_lines(ENGLISH[i:i + 4], "en", 32) for i in (0, 4, 8)]
+    pages = [paragraphs_to_lines(ENGLISH[i : i + 4], "en", 32) for i in (0, 4, 8)]
     images = [synthetic.render_text_page(lines, font_size=32) for lines in pages]
     (HERE / "english-prose.pdf").write_bytes(synthetic.make_pdf(images))
     write_truth("english-prose", pages)

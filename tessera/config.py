@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     engine: EngineName = "rapidocr"
     model_path: Path | None = None
     engine_batch_size: int = Field(4, ge=1, le=256)
+    digest_delay_s: float = Field(0.0, ge=0)  # the test engine's simulated work per page
 
     # InternVL engine knobs (see workers/internvl/engine.py).
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)

@@ -50,8 +50,9 @@ def font(lang: Lang, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(FONT_FILES[lang], size)
 
 
-def wrap_text(text: str, lang: Lang = "en", font_size: int = 32,
-              width: int = PAGE_SIZE[0] - 2 * MARGIN) -> list[str]:
+def wrap_text(
+    text: str, lang: Lang = "en", font_size: int = 32, width: int = PAGE_SIZE[0] - 2 * MARGIN
+) -> list[str]:
     """Greedy wrap to `width` pixels: by words for English, by characters for Chinese."""
     face = font(lang, font_size)
     tokens = text.split() if lang == "en" else list(text.replace(" ", ""))
@@ -67,8 +68,14 @@ def wrap_text(text: str, lang: Lang = "en", font_size: int = 32,
     return lines
 
 
-def render_text_page(lines: list[str], size: tuple[int, int] = PAGE_SIZE, font_size: int = 32,
-                     lang: Lang = "en", margin: int = MARGIN, spacing: float = 1.6) -> Image.Image:
+def render_text_page(
+    lines: list[str],
+    size: tuple[int, int] = PAGE_SIZE,
+    font_size: int = 32,
+    lang: Lang = "en",
+    margin: int = MARGIN,
+    spacing: float = 1.6,
+) -> Image.Image:
     """A white grayscale page with `lines` in black, one per rendered line.
 
     Raises ValueError if a line would not fit, so the text stays the ground truth.
@@ -90,8 +97,15 @@ def make_pdf(pages: list[Image.Image], dpi: int = 200) -> bytes:
     """A raster PDF whose pages render back at `dpi` to the images' pixel sizes."""
     images = [p if p.mode in ("L", "RGB") else p.convert("RGB") for p in pages]
     buf = io.BytesIO()
-    images[0].save(buf, "PDF", save_all=True, append_images=images[1:], resolution=float(dpi),
-                   creationDate=None, modDate=None)  # no timestamps: same pages, same bytes
+    images[0].save(
+        buf,
+        "PDF",
+        save_all=True,
+        append_images=images[1:],
+        resolution=float(dpi),
+        creationDate=None,
+        modDate=None,
+    )  # no timestamps: same pages, same bytes
     return buf.getvalue()
 
 
@@ -111,8 +125,9 @@ def make_encrypted_pdf(pdf: bytes, user_password: str = "tessera") -> bytes:
             self._ID = ArrayObject((file_id, file_id))
 
     writer = _Writer(clone_from=PdfReader(io.BytesIO(pdf)))
-    writer.encrypt(user_password=user_password, owner_password=user_password + "-owner",
-                   algorithm="RC4-128")
+    writer.encrypt(
+        user_password=user_password, owner_password=user_password + "-owner", algorithm="RC4-128"
+    )
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()
@@ -134,8 +149,9 @@ def _reading_lines(items: list[tuple[str, Box]]) -> list[str]:
     return [" ".join(t for t, _ in sorted(line, key=lambda it: it[1][0])) for line in lines]
 
 
-def _draw(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int,
-          anchor: str = "la") -> tuple[str, Box]:
+def _draw(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int, anchor: str = "la"
+) -> tuple[str, Box]:
     face = font("en", size)
     draw.text(xy, text, fill=0, font=face, anchor=anchor)
     return text, tuple(int(v) for v in draw.textbbox(xy, text, font=face, anchor=anchor))
@@ -144,14 +160,22 @@ def _draw(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: i
 TABLE_REGIONS = ["North", "South", "East", "West", "Central", "Harbour", "Valley", "Summit"]
 
 
-def render_table_page(seed: int = 0, n_rows: int = 8, size: tuple[int, int] = (1400, 900),
-                      font_size: int = 32) -> tuple[Image.Image, GroundTruth]:
+def render_table_page(
+    seed: int = 0, n_rows: int = 8, size: tuple[int, int] = (1400, 900), font_size: int = 32
+) -> tuple[Image.Image, GroundTruth]:
     """A ruled table of words and numbers under a title."""
     rng = random.Random(seed)
     columns = ["Region", "Quarter", "Units", "Revenue", "Growth"]
-    rows = [[rng.choice(TABLE_REGIONS), f"Q{rng.randint(1, 4)} {rng.randint(2019, 2024)}",
-             str(rng.randint(100, 9999)), f"{rng.uniform(10, 999):.2f}",
-             f"{rng.uniform(-20, 40):+.1f}%"] for _ in range(n_rows)]
+    rows = [
+        [
+            rng.choice(TABLE_REGIONS),
+            f"Q{rng.randint(1, 4)} {rng.randint(2019, 2024)}",
+            str(rng.randint(100, 9999)),
+            f"{rng.uniform(10, 999):.2f}",
+            f"{rng.uniform(-20, 40):+.1f}%",
+        ]
+        for _ in range(n_rows)
+    ]
     title = f"Quarterly sales by region, table {seed + 1}"
     face = font("en", font_size)
     widths = [max(face.getlength(r[c]) for r in [columns, *rows]) for c in range(len(columns))]
@@ -163,7 +187,11 @@ def render_table_page(seed: int = 0, n_rows: int = 8, size: tuple[int, int] = (1
     for r, row in enumerate([columns, *rows]):
         y = 160 + r * step
         items += [_draw(draw, (xs[c], y), cell, font_size) for c, cell in enumerate(row)]
-        draw.line((70, y + step - 12, xs[-1] + widths[-1] + 10, y + step - 12), fill=0, width=2 if r == 0 else 1)
+        draw.line(
+            (70, y + step - 12, xs[-1] + widths[-1] + 10, y + step - 12),
+            fill=0,
+            width=2 if r == 0 else 1,
+        )
     bbox = [70.0, 150.0, xs[-1] + widths[-1] + 10.0, 160.0 + (n_rows + 1) * step]
     return page, GroundTruth(title, columns, rows, _reading_lines(items), bbox)
 
@@ -171,8 +199,9 @@ def render_table_page(seed: int = 0, n_rows: int = 8, size: tuple[int, int] = (1
 BAR_CITIES = ["Lisbon", "Oslo", "Nairobi", "Lima", "Osaka", "Quebec", "Perth", "Dakar"]
 
 
-def render_bar_chart_page(seed: int = 0, n_bars: int = 6,
-                          size: tuple[int, int] = (1600, 1000)) -> tuple[Image.Image, GroundTruth]:
+def render_bar_chart_page(
+    seed: int = 0, n_bars: int = 6, size: tuple[int, int] = (1600, 1000)
+) -> tuple[Image.Image, GroundTruth]:
     """A horizontal bar chart: title, axis labels, one value printed at each bar's end."""
     rng = random.Random(seed)
     cats = rng.sample(BAR_CITIES, n_bars)
@@ -183,15 +212,23 @@ def render_bar_chart_page(seed: int = 0, n_bars: int = 6,
     band = (y1 - y0) / n_bars
     page = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(page)
-    items = [_draw(draw, (w / 2, 40), title, 44, "ma"), _draw(draw, (x0 - 20, 120), cat_label, 30, "ra")]
+    items = [
+        _draw(draw, (w / 2, 40), title, 44, "ma"),
+        _draw(draw, (x0 - 20, 120), cat_label, 30, "ra"),
+    ]
     for i, (cat, value) in enumerate(zip(cats, values)):
         cy, end = y0 + band * (i + 0.5), x0 + (x1 - x0) * value / 100
         draw.rectangle((x0, cy - band * 0.3, end, cy + band * 0.3), fill=(52, 101, 164))
-        items += [_draw(draw, (x0 - 20, cy), cat, 30, "rm"), _draw(draw, (end + 15, cy), f"{value}", 30, "lm")]
+        items += [
+            _draw(draw, (x0 - 20, cy), cat, 30, "rm"),
+            _draw(draw, (end + 15, cy), f"{value}", 30, "lm"),
+        ]
     draw.line((x0, y0 - 10, x0, y1, x1, y1), fill=0, width=3)
     items.append(_draw(draw, ((x0 + x1) / 2, y1 + 60), value_label, 32, "ma"))
     rows = [[c, f"{v}"] for c, v in zip(cats, values)]
-    return page, GroundTruth(title, [cat_label, value_label], rows, _reading_lines(items), [0.0, 0.0, w, h])
+    return page, GroundTruth(
+        title, [cat_label, value_label], rows, _reading_lines(items), [0.0, 0.0, w, h]
+    )
 
 
 def photo_scan(page: Image.Image, seed: int = 0, angle: float = 1.5) -> Image.Image:

@@ -32,11 +32,16 @@ def test_text_page_refuses_text_that_does_not_fit() -> None:
         synthetic.render_text_page(["x"] * 100, size=(800, 600))
 
 
-@pytest.mark.parametrize(("lang", "text", "sep"), [
-    ("en", "The quick brown fox jumps over the lazy dog. " * 12, " "),
-    ("zh", "清晨的江南小镇总是被一层薄雾笼罩，石板路上还留着昨夜的雨水。" * 6, ""),
-])
-def test_wrap_text_keeps_every_character_and_fits(lang: synthetic.Lang, text: str, sep: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "text", "sep"),
+    [
+        ("en", "The quick brown fox jumps over the lazy dog. " * 12, " "),
+        ("zh", "清晨的江南小镇总是被一层薄雾笼罩，石板路上还留着昨夜的雨水。" * 6, ""),
+    ],
+)
+def test_wrap_text_keeps_every_character_and_fits(
+    lang: synthetic.Lang, text: str, sep: str
+) -> None:
     lines = synthetic.wrap_text(text, lang, font_size=32, width=900)
     assert len(lines) > 2
     assert sep.join(lines) == sep.join(text.split())
@@ -85,7 +90,12 @@ def test_bar_chart_truth_is_a_chart_table() -> None:
     image, truth = synthetic.render_bar_chart_page(seed=1, n_bars=4)
     assert image.mode == "RGB"
     assert truth.columns == ["City", "Revenue (million USD)"] and len(truth.rows) == 4
-    assert truth.lines == [truth.title, "City", *(f"{c} {v}" for c, v in truth.rows), truth.columns[1]]
+    assert truth.lines == [
+        truth.title,
+        "City",
+        *(f"{c} {v}" for c, v in truth.rows),
+        truth.columns[1],
+    ]
     assert all(5 <= float(v) <= 95 for _, v in truth.rows)
 
 
@@ -123,7 +133,9 @@ def test_char_error_rate_ignores_whitespace() -> None:
     assert synthetic.char_error_rate("", "") == 0.0
 
 
-@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.*") if p.suffix in {".pdf", ".png", ".jpg"}))
+@pytest.mark.parametrize(
+    "sample", sorted(p.name for p in SAMPLES.glob("*.*") if p.suffix in {".pdf", ".png", ".jpg"})
+)
 def test_every_sample_page_has_its_truth(sample: str) -> None:
     path = SAMPLES / sample
     pages = pdfinfo_from_path(path)["Pages"] if path.suffix == ".pdf" else 1

@@ -21,7 +21,13 @@ import numpy as np
 from workers.engines.base import TASK_CHARTS, PageInput, PageResult
 
 CHARTS_WARNING = "chart extraction needs the internvl engine"
-_CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF))
+_CJK_RANGES = (
+    (0x3000, 0x303F),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFF00, 0xFFEF),
+)
 
 
 class RapidOcrEngine:
@@ -42,14 +48,16 @@ class RapidOcrEngine:
             if self._ocr is None:
                 from rapidocr import RapidOCR
 
-                self._ocr = RapidOCR(params={
-                    "Global.use_cls": False,
-                    "Global.log_level": "error",
-                    "Global.text_score": self.text_score,
-                    "Global.max_side_len": self.max_side_len,
-                    "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
-                    "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                })
+                self._ocr = RapidOCR(
+                    params={
+                        "Global.use_cls": False,
+                        "Global.log_level": "error",
+                        "Global.text_score": self.text_score,
+                        "Global.max_side_len": self.max_side_len,
+                        "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+                    }
+                )
             return self._ocr
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
@@ -64,7 +72,9 @@ class RapidOcrEngine:
         except MemoryError:
             raise
         except Exception as exc:  # a page rapidocr cannot take (e.g. 20x8000 px): say so
-            result.warnings.append(f"rapidocr could not read this page: {type(exc).__name__}: {exc}")
+            result.warnings.append(
+                f"rapidocr could not read this page: {type(exc).__name__}: {exc}"
+            )
         else:
             if out.boxes is not None and out.txts is not None:
                 result.text = reading_order(list(zip(out.boxes, out.txts)))
@@ -91,8 +101,9 @@ def _extent(box: np.ndarray) -> tuple[float, float, float, float]:
     return pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()
 
 
-def _same_line(line: list[tuple[float, float, float, float, str]],
-               span: tuple[float, float, float, float, str]) -> bool:
+def _same_line(
+    line: list[tuple[float, float, float, float, str]], span: tuple[float, float, float, float, str]
+) -> bool:
     """True when `span` overlaps the line's band by at least half the shorter height."""
     top, bottom = min(s[1] for s in line), max(s[3] for s in line)
     line_h = np.median([s[3] - s[1] for s in line])
