@@ -86,9 +86,10 @@ def test_s3_put_get(s3: tuple[str, str], stack_env: dict[str, str]) -> None:
         region_name=stack_env["AWS_DEFAULT_REGION"],
     )
     body = b"%PDF-1.4 not really\x00\xff"
-    client.put_object(Bucket=bucket, Key="docs/a.pdf", Body=body)
-    assert client.get_object(Bucket=bucket, Key="docs/a.pdf")["Body"].read() == body
-    assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["docs/a.pdf"]
+    client.put_object(Bucket=bucket, Key="services-test/a.pdf", Body=body)
+    assert client.get_object(Bucket=bucket, Key="services-test/a.pdf")["Body"].read() == body
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="services-test/")["Contents"]
+    assert [o["Key"] for o in listed] == ["services-test/a.pdf"]
 
 
 def test_stack_env_points_at_servers(stack_env: dict[str, str], postgres: PostgresServer,
