@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EngineName = Literal["rapidocr", "internvl", "digest"]
 
@@ -31,12 +31,17 @@ class Settings(BaseSettings):
     engine: EngineName = "rapidocr"
     model_path: Path | None = None
     engine_batch_size: int = Field(4, ge=1, le=256)
-    digest_delay_s: float = Field(0.0, ge=0)  # the test engine's simulated work per page
+    # The digest test engine (workers/engines/digest.py): simulated work per page, poison pages.
+    digest_delay_s: float = Field(0.0, ge=0)
+    digest_busy_s: float = Field(0.0, ge=0)
+    digest_poison: bool = False
 
     # InternVL engine knobs (see workers/internvl/engine.py).
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)
     internvl_system_message: str = "You are an AI assistant whose name is InternLM (书生·浦语)."
     internvl_vision_chunk_tiles: int = Field(128, ge=1)
+    # Cap on padded prompt tokens per generate call (bounds prefill memory on 41-tile pages).
+    internvl_max_batch_tokens: int | None = Field(None, ge=1)
     internvl_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     internvl_device: str = "auto"
 
@@ -46,13 +51,45 @@ class Settings(BaseSettings):
     max_page_pixels: int = 100_000_000  # rendered width x height, per page
     default_dpi: int = Field(200, ge=50, le=600)
 
-    # Task behaviour.
-    task_time_limit_s: int = 1800
+    # Task behaviour and recovery (workers/leases.py, workers/recovery.py).
+    task_time_limit_s: int = Field(1800, ge=5)
+    visibility_timeout_s: int | None = Field(None, ge=1)  # default: task_time_limit_s + 600
     max_page_attempts: int = Field(3, ge=1)
+    lease_s: float = Field(30.0, gt=0)  # a running page's lease; heartbeats renew it every lease_s / 3
+    sweep_interval_s: float = Field(15.0, gt=0)
+    stale_queued_s: float = Field(300.0, gt=0)  # queued work untouched this long is sent again
+
+    # Bulk submission: archives (api/archives.py) and fetched sources (api/sources.py).
+    archive_max_entries: int = Field(1000, ge=1)  # documents per batch, nested archives included
+    archive_max_total_bytes: int = Field(2 * 1024**3, ge=1)  # uncompressed, all entries together
+    archive_max_entry_bytes: int = Field(200 * 1024 * 1024, ge=1)  # uncompressed, one entry
+    archive_max_depth: int = Field(2, ge=1, le=5)  # 1: archives inside the upload are refused
+    max_json_body_bytes: int = Field(1024 * 1024, ge=1024)
+    allow_private_urls: bool = False  # fetch from loopback/private/link-local hosts (tests only)
+    url_fetch_timeout_s: float = Field(30.0, gt=0)  # whole fetch of one URL source
+    url_max_redirects: int = Field(5, ge=0, le=20)
+    # Buckets URL-less `s3://` sources may be read from (comma-separated); every tenant can read them.
+    s3_source_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Webhooks (workers/webhooks.py): at-least-once, signed, retried from the outbox.
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(12, ge=1)
+    webhook_backoff_s: float = Field(10.0, gt=0)  # first retry delay; doubles per attempt
+    webhook_backoff_max_s: float = Field(3600.0, gt=0)
+
+    # Requests per tenant per minute on /v1 (Redis; 0 turns it off; off without Redis).
+    rate_limit_per_minute: int = Field(600, ge=0)
 
     # Clients (tessera submit).
     server: str = "http://127.0.0.1:8000"
     api_key: str | None = None
+
+    @field_validator("s3_source_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @model_validator(mode="after")
     def _check_modes(self) -> Settings:
@@ -60,6 +97,9 @@ class Settings(BaseSettings):
             raise ValueError("TESSERA_ENGINE=internvl needs TESSERA_MODEL_PATH (a converted checkpoint)")
         if (self.s3_endpoint_url or self.s3_bucket) and not self.s3_bucket:
             raise ValueError("TESSERA_S3_ENDPOINT_URL is set but TESSERA_S3_BUCKET is not")
+        if self.s3_bucket and self.s3_bucket in self.s3_source_buckets:
+            raise ValueError("TESSERA_S3_SOURCE_BUCKETS must not list TESSERA_S3_BUCKET: "
+                             "every tenant could read every other tenant's documents")
         return self
 
     @property

@@ -1,0 +1,51 @@
+"""The product path on the CPU: image -> tiles -> InternVL (tiny random weights, converted from the
+original checkpoint layout) -> parsed PageResult, through a real `tessera serve` and its worker."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.utils.tessera_procs import Server, create_api_key, tessera_env
+from tests.utils.tiny_internvl import build_tiny_original_checkpoint
+from workers.internvl.checkpoint import convert_checkpoint
+from workers.internvl.tiling import plan_tiles
+
+pytestmark = [pytest.mark.slow, pytest.mark.internvl]
+
+
+@pytest.fixture(scope="module")
+def converted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("model")
+    original = build_tiny_original_checkpoint(root / "original")
+    convert_checkpoint(original, root / "native")
+    return root / "native"
+
+
+def test_a_page_goes_through_the_internvl_engine_in_a_real_worker(converted_model: Path, tmp_path: Path) -> None:
+    env = tessera_env({"TESSERA_HOME": str(tmp_path / "home"), "TESSERA_ENGINE": "internvl",
+                       "TESSERA_MODEL_PATH": str(converted_model), "TESSERA_INTERNVL_DEVICE": "cpu",
+                       "TESSERA_INTERNVL_MAX_NEW_TOKENS": "6"})
+    key = create_api_key(env, "vision")
+    page = Image.new("RGB", (800, 1300), "white")
+    buffer = io.BytesIO()
+    page.save(buffer, "PNG")
+    server = Server(env, tmp_path / "serve.log").start()
+    try:
+        client = server.client(key)
+        response = client.submit(buffer.getvalue(), "page.png", options={"tasks": ["ocr", "charts"],
+                                                                           "max_tiles": 6})
+        assert response.status_code == 202, response.text
+        job = client.wait(response.json()["id"], timeout=240)
+        result = client.http.get(f"/v1/jobs/{job['id']}/pages/1").json()
+    finally:
+        server.stop()
+    assert job["status"] == "succeeded", server.tail()
+    plan = plan_tiles(800, 1300, max_tiles=6)
+    assert result["engine"] == "internvl"
+    assert result["tiles"]["grid"] == list(plan.grid) and result["tiles"]["count"] == plan.tiles == 7
+    assert isinstance(result["text"], str) and isinstance(result["charts"], list)
+    assert result["timings"] and all(value >= 0 for value in result["timings"].values())

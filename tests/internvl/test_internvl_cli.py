@@ -1,0 +1,82 @@
+"""`tessera tiles` and `tessera model convert`, through Typer as the real CLI registers them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tessera.cli_model import model_app, tiles
+
+pytestmark = pytest.mark.internvl
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    cli = typer.Typer()
+    cli.add_typer(model_app, name="model")
+    cli.command("tiles")(tiles)
+    return cli
+
+
+def test_tiles_prints_one_json_line_per_size(app):
+    result = CliRunner().invoke(app, ["tiles", "800x1300", "3840x2160", "--max-tiles", "40"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    # 800x1300 (aspect .6154) at max 40: 5/8 = .625 (diff .0096) beats 3/5 (.0154) and 2/3 (.051)
+    assert lines[0] == {
+        "width": 800,
+        "height": 1300,
+        "grid": [5, 8],
+        "tiles": 41,
+        "visual_tokens": 10496,
+    }
+    assert lines[1] == {
+        "width": 3840,
+        "height": 2160,
+        "grid": [7, 4],
+        "tiles": 29,
+        "visual_tokens": 7424,
+    }
+
+
+def test_tiles_default_max_is_12(app):
+    result = CliRunner().invoke(app, ["tiles", "800x1300"])
+    assert json.loads(result.output) == {
+        "width": 800,
+        "height": 1300,
+        "grid": [2, 3],
+        "tiles": 7,
+        "visual_tokens": 1792,
+    }
+
+
+def test_tiles_min_tiles(app):
+    result = CliRunner().invoke(app, ["tiles", "10x10", "--max-tiles", "4", "--min-tiles", "2"])
+    assert json.loads(result.output)["grid"] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    "args", [["tiles", "800by1300"], ["tiles", "0x10"], ["tiles", "10x10", "--max-tiles", "41"]]
+)
+def test_tiles_bad_input_is_a_usage_error(app, args):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+
+
+def test_tiles_is_a_plain_function_too(capsys):
+    tiles(["448x448"], max_tiles=12, min_tiles=1)
+    assert json.loads(capsys.readouterr().out)["tiles"] == 1
+
+
+def test_model_convert(app, tiny_original, tmp_path):
+    dst = tmp_path / "native"
+    result = CliRunner().invoke(app, ["model", "convert", str(tiny_original), str(dst)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["dst"] == str(dst) and report["dtype"] == "bfloat16" and report["warnings"] == []
+    assert (dst / "config.json").exists() and (dst / "tokenizer.json").exists()
+    again = CliRunner().invoke(app, ["model", "convert", str(tiny_original), str(dst)])
+    assert again.exit_code == 1 and "already exists" in again.output

@@ -1,0 +1,169 @@
+"""The engine end to end on the tiny converted checkpoint: real model, real tokenizer, CPU."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from workers.engines.base import PageInput
+from workers.internvl.batching import Request
+from workers.internvl.pages import prepare
+from workers.internvl.prompt import IMG_CONTEXT_ID, OCR_QUESTION, build_prompt
+from workers.internvl.tiling import normalise, tile_uint8
+
+pytestmark = pytest.mark.internvl
+
+
+def _image(width: int, height: int, seed: int) -> Image.Image:
+    return Image.fromarray(
+        np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    )
+
+
+def _page(width: int, height: int, seed: int, **kwargs) -> PageInput:
+    return PageInput(image=_image(width, height, seed), **kwargs)
+
+
+def _truncated_png() -> Image.Image:
+    buffer = io.BytesIO()
+    _image(300, 300, 9).save(buffer, format="PNG")
+    return Image.open(io.BytesIO(buffer.getvalue()[:500]))  # lazy: fails when pixels are read
+
+
+def test_loaded_from_settings_for_the_cpu(tiny_engine):
+    assert tiny_engine.name == "internvl"
+    assert tiny_engine.runner.model.dtype == torch.float32
+    assert tiny_engine.runner.device.type == "cpu"
+    assert tiny_engine.options.max_new_tokens == 6 and tiny_engine.options.vision_chunk_tiles == 5
+
+
+def test_results_in_order_with_tiles_and_timings(tiny_engine):
+    pages = [
+        _page(800, 1300, 0, max_tiles=12),
+        _page(448, 448, 1),
+        _page(1000, 300, 2, max_tiles=2),
+    ]
+    results = tiny_engine.process(pages)
+    # 800x1300 -> 2x3 + thumbnail; 448x448 -> 1x1; 1000x300 at max 2 -> 2x1 + thumbnail
+    assert [r.tiles for r in results] == [
+        {"grid": [2, 3], "count": 7},
+        {"grid": [1, 1], "count": 1},
+        {"grid": [2, 1], "count": 3},
+    ]
+    for result in results:
+        assert result.engine == "internvl" and result.charts == []
+        assert {"tiling", "vision", "generate"} <= set(result.timings)
+        assert all(seconds >= 0 for seconds in result.timings.values())
+        # random weights never say <|im_end|> in 6 tokens: the cut is reported, not hidden
+        assert result.warnings == ["ocr: answer cut at max_new_tokens (6)"]
+        assert result.text
+
+
+def test_one_batch_gives_the_same_answers_as_one_page_at_a_time(tiny_engine):
+    pages = [_page(800, 1300, 3), _page(448, 448, 4), _page(1500, 500, 5, max_tiles=4)]
+    groups_before = tiny_engine.stats.groups
+    together = [r.text for r in tiny_engine.process(pages)]
+    assert tiny_engine.stats.groups == groups_before + 1  # packed into one generate call
+    alone = [tiny_engine.process([page])[0].text for page in pages]
+    assert together == alone
+
+
+def test_vision_chunks_do_not_change_features(tiny_engine):
+    runner = tiny_engine.runner
+    _, tiles = tile_uint8(_image(900, 900, 6), 4)
+    group = [Request(("a",), ("a",), tiles, []), Request(("b",), ("b",), tiles[:1], [])]
+    chunk = runner.options.vision_chunk_tiles
+    try:
+        runner.options.vision_chunk_tiles = 1
+        one = runner.encode_images(group)
+        runner.options.vision_chunk_tiles = 64
+        all_at_once = runner.encode_images(group)
+    finally:
+        runner.options.vision_chunk_tiles = chunk
+    assert one[("a",)].shape == (len(tiles) * 256, 64)
+    for key in one:
+        assert torch.allclose(one[key], all_at_once[key], atol=1e-5)
+
+
+def test_scattered_features_match_transformers_own_image_path(tiny_engine):
+    """Left-padded batch with our scatter == transformers' forward with pixel_values, row by row."""
+    runner, model, tokenizer = tiny_engine.runner, tiny_engine.runner.model, tiny_engine.tokenizer
+    requests = []
+    for key, (w, h, max_tiles) in enumerate([(900, 600, 6), (448, 448, 1)]):
+        plan, tiles = tile_uint8(_image(w, h, 10 + key), max_tiles)
+        ids = tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
+        requests.append(Request((key,), (key,), tiles, ids))
+    with torch.inference_mode():
+        embeds, mask = runner.embed(requests, runner.encode_images(requests))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        batched = model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, logits_to_keep=1
+        ).logits[:, -1]
+        for row, request in enumerate(requests):
+            single = model(
+                input_ids=torch.tensor([request.prompt_ids]),
+                pixel_values=torch.from_numpy(normalise(request.pixels)),
+                logits_to_keep=1,
+            ).logits[0, -1]
+            assert torch.allclose(batched[row], single, atol=1e-4)
+    assert int((torch.tensor(requests[0].prompt_ids) == IMG_CONTEXT_ID).sum()) == 7 * 256
+
+
+def test_unreadable_page_fails_alone(tiny_engine):
+    results = tiny_engine.process(
+        [_page(448, 448, 7), PageInput(image=_truncated_png()), _page(448, 448, 8)]
+    )
+    broken = results[1]
+    assert broken.text == "" and broken.tiles is None
+    assert broken.warnings[0].startswith("could not read the page image: OSError")
+    assert results[0].text and results[2].text
+
+
+def test_bad_options_are_warnings(tiny_engine):
+    result = tiny_engine.process([_page(800, 1300, 0, max_tiles=0, tasks=("ocr", "translate"))])[0]
+    assert result.tiles == {"grid": [1, 1], "count": 1}
+    assert "unknown task(s) ignored: translate" in result.warnings
+    assert "max_tiles 0 outside 1..40; used 1" in result.warnings
+
+
+def test_charts_task_runs_grounding_and_never_raises(tiny_engine):
+    before = tiny_engine.stats.requests
+    result = tiny_engine.process([_page(800, 600, 11, tasks=("ocr", "charts"), max_tiles=2)])[0]
+    assert tiny_engine.stats.requests - before >= 2  # transcription + grounding
+    assert result.text and all(isinstance(w, str) for w in result.warnings)
+    assert "chart grounding: answer cut at max_new_tokens (6)" in result.warnings
+
+
+def test_charts_only_page_has_no_transcription(tiny_engine):
+    result = tiny_engine.process([_page(448, 448, 12, tasks=("charts",))])[0]
+    assert result.text == "" and result.tiles == {"grid": [1, 1], "count": 1}
+
+
+def test_chart_boxes_are_cropped_and_read_into_tables(tiny_engine):
+    job = prepare(0, _page(1000, 800, 13, tasks=("charts",), max_tiles=6))
+    box = [100.0, 80.0, 700.5, 480.0]
+    tiny_engine.read_tables([job], {0: [box]})
+    assert len(job.charts) == 1 and job.charts[0].bbox == box
+    # random weights answer no table: the chart keeps its box, the page gets a warning
+    assert (
+        job.charts[0].columns == []
+        and "chart table: no table in the model's answer" in job.warnings
+    )
+    assert job.timings["charts"] > 0
+
+
+def test_tokenizer_with_wrong_ids_is_refused(tmp_path):
+    from tests.utils.tiny_internvl import INTERNVL_ADDED, tiny_vocab
+    from workers.internvl.loader import CheckpointError, load_tokenizer
+    from workers.internvl.tokenizer import AddedSpec, SpModel, build_tokenizer, save_tokenizer
+
+    swapped = INTERNVL_ADDED[:]
+    swapped[0], swapped[1] = swapped[1], swapped[0]  # </img> at 92544, <img> at 92545
+    added = [AddedSpec(92544 + i, token) for i, token in enumerate(swapped)]
+    save_tokenizer(build_tokenizer(SpModel(pieces=tiny_vocab()), added), tmp_path)
+    with pytest.raises(CheckpointError, match="<img>"):
+        load_tokenizer(tmp_path)

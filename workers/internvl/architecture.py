@@ -1,0 +1,60 @@
+"""InternVL 1.5's published dimensions (INTERNVL.md), as an original-layout config.json.
+
+Used to build the full-size architecture with random weights (GPU benchmark)
+through the same config conversion a real checkpoint goes through. Rope scaling
+is not a published dimension: a real conversion reads it from the checkpoint;
+here it is a stand-in that does not change the compute cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VISION_6B = {
+    "hidden_size": 3200,
+    "num_hidden_layers": 45,
+    "num_attention_heads": 25,
+    "intermediate_size": 12800,
+    "hidden_act": "gelu",
+    "norm_type": "rms_norm",
+    "layer_norm_eps": 1e-6,
+    "qk_normalization": True,
+    "qkv_bias": False,
+    "patch_size": 14,
+    "image_size": 448,
+    "num_channels": 3,
+    "initializer_factor": 0.1,
+}
+INTERNLM2_20B = {
+    "architectures": ["InternLM2ForCausalLM"],
+    "hidden_size": 6144,
+    "num_hidden_layers": 48,
+    "num_attention_heads": 48,
+    "num_key_value_heads": 8,
+    "intermediate_size": 16384,
+    "vocab_size": 92553,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 1000000.0,
+    "max_position_embeddings": 32768,
+    "hidden_act": "silu",
+    "bias": False,
+    "tie_word_embeddings": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 2,
+    "rope_scaling": {"type": "dynamic", "factor": 2.0},  # stand-in, see module docstring
+}
+
+
+def full_size_original_config() -> dict[str, Any]:
+    """config.json of InternVL-Chat-V1-5's shape (25.5B parameters)."""
+    return {
+        "architectures": ["InternVLChatModel"],
+        "downsample_ratio": 0.5,
+        "force_image_size": 448,
+        "ps_version": "v2",
+        "select_layer": -1,
+        "template": "internlm2-chat",
+        "vision_config": dict(VISION_6B),
+        "llm_config": dict(INTERNLM2_20B),
+    }

@@ -1,0 +1,169 @@
+"""The InternVL 1.5 engine: pages in, Markdown and chart tables out, in device-sized batches.
+
+Pass 1 asks, for every page at once, for its transcription (task "ocr") and the
+boxes of its charts (task "charts"); pass 2 asks, for every chart found on any
+page, for its data table. Each pass is one `GenerationRunner.run`: requests of
+all pages and documents are packed together by prompt length, so the GPU sees
+big batches whatever documents they came from. Build once per worker process
+with `InternVLEngine.from_settings(settings)`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+from workers.engines.base import TASK_CHARTS, TASK_OCR, ChartTable, PageInput, PageResult
+from workers.internvl.batching import Generation, Request
+from workers.internvl.charts import parse_chart_table, parse_grounding
+from workers.internvl.pages import ENGINE_NAME, PageJob, prepare
+from workers.internvl.prompt import GROUNDING_QUESTION, OCR_QUESTION, TABLE_QUESTION, build_prompt
+from workers.internvl.runner import GenerationRunner, RunOptions
+from workers.internvl.tiling import tile_uint8
+
+DEFAULT_SYSTEM_MESSAGE = "You are an AI assistant whose name is InternLM (书生·浦语)."
+
+
+@dataclass
+class EngineOptions:
+    max_new_tokens: int = 1024
+    min_new_tokens: int = 0
+    system_message: str = DEFAULT_SYSTEM_MESSAGE
+    vision_chunk_tiles: int = 128
+    max_batch_rows: int = 4
+    max_batch_tokens: int | None = None
+    chart_max_tiles: int = 12  # tiles for one chart crop (capped by the page's max_tiles)
+    max_charts_per_page: int = 8
+
+    @classmethod
+    def from_settings(cls, settings) -> EngineOptions:
+        return cls(
+            max_new_tokens=settings.internvl_max_new_tokens,
+            system_message=settings.internvl_system_message,
+            vision_chunk_tiles=settings.internvl_vision_chunk_tiles,
+            max_batch_rows=settings.engine_batch_size,
+            max_batch_tokens=settings.internvl_max_batch_tokens,
+        )
+
+    def run_options(self) -> RunOptions:
+        return RunOptions(
+            self.max_new_tokens,
+            self.min_new_tokens,
+            self.max_batch_rows,
+            self.max_batch_tokens,
+            self.vision_chunk_tiles,
+        )
+
+
+class InternVLEngine:
+    """Implements workers.engines.base.Engine for InternVL 1.5."""
+
+    name = ENGINE_NAME
+
+    def __init__(self, model, tokenizer, options: EngineOptions | None = None):
+        self.options = options or EngineOptions()
+        self.tokenizer = tokenizer
+        self.runner = GenerationRunner(model, tokenizer, self.options.run_options())
+        self.tokens_per_tile = int(model.config.image_seq_length)
+        self._prompt_ids = lru_cache(maxsize=512)(self._encode_prompt)
+
+    @classmethod
+    def from_settings(cls, settings) -> InternVLEngine:
+        """Load the converted checkpoint at settings.model_path (once per worker process)."""
+        from workers.internvl.loader import (
+            load_model,
+            load_tokenizer,
+            resolve_device,
+            resolve_dtype,
+        )
+
+        device = resolve_device(settings.internvl_device)
+        model = load_model(
+            settings.model_path, device, resolve_dtype(settings.internvl_dtype, device)
+        )
+        return cls(
+            model, load_tokenizer(settings.model_path), EngineOptions.from_settings(settings)
+        )
+
+    @property
+    def stats(self):
+        return self.runner.stats
+
+    def process(self, pages: list[PageInput]) -> list[PageResult]:
+        jobs = [prepare(i, page) for i, page in enumerate(pages)]
+        first = self.runner.run([r for job in jobs if job.ok for r in self._first_requests(job)])
+        boxes = {job.index: self._take_first(job, first) for job in jobs}
+        self.read_tables(jobs, boxes)
+        return [job.result() for job in jobs]
+
+    def _encode_prompt(self, question: str, tiles: int) -> tuple[int, ...]:
+        prompt = build_prompt(question, tiles, self.options.system_message, self.tokens_per_tile)
+        return tuple(self.tokenizer(prompt).input_ids)
+
+    def _request(self, key: tuple, image_key: tuple, pixels, tiles: int, question: str) -> Request:
+        return Request(key, image_key, pixels, list(self._prompt_ids(question, tiles)))
+
+    def _first_requests(self, job: PageJob) -> list[Request]:
+        ask = []
+        if job.wants(TASK_OCR):
+            ask.append(("ocr", OCR_QUESTION))
+        if job.wants(TASK_CHARTS):
+            ask.append(("grounding", GROUNDING_QUESTION))
+        return [
+            self._request((job.index, kind), (job.index,), job.pixels, job.plan.tiles, q)
+            for kind, q in ask
+        ]
+
+    def _take_first(self, job: PageJob, answers: dict[tuple, Generation]) -> list[list[float]]:
+        """Store the transcription; return the chart boxes (page pixels) the model pointed at."""
+        limit = self.options.max_new_tokens
+        job.text = job.take("ocr", answers.get((job.index, "ocr")), limit) or ""
+        grounding = job.take("chart grounding", answers.get((job.index, "grounding")), limit)
+        if grounding is None:
+            return []
+        image = job.page.image
+        boxes, warnings = parse_grounding(
+            grounding, image.width, image.height, self.options.max_charts_per_page
+        )
+        job.warnings += warnings
+        return boxes
+
+    def read_tables(self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]) -> None:
+        """Pass 2: one chart-to-table request per box (page pixels), all pages together."""
+        requests = [r for job in jobs for r in self._table_requests(job, boxes[job.index])]
+        answers = self.runner.run(requests)
+        for job in jobs:
+            for k, box in enumerate(boxes[job.index]):
+                self._take_table(job, box, answers.get((job.index, "table", k)))
+
+    def _table_requests(self, job: PageJob, boxes: list[list[float]]) -> list[Request]:
+        requests = []
+        max_tiles = min(self.options.chart_max_tiles, job.max_tiles)
+        for k, (x0, y0, x1, y1) in enumerate(boxes):
+            start = time.perf_counter()
+            crop = job.page.image.crop(
+                (math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1))
+            )
+            plan, pixels = tile_uint8(crop, max_tiles)
+            job.add_time("tiling", time.perf_counter() - start)
+            requests.append(
+                self._request(
+                    (job.index, "table", k),
+                    (job.index, "chart", k),
+                    pixels,
+                    plan.tiles,
+                    TABLE_QUESTION,
+                )
+            )
+        return requests
+
+    def _take_table(self, job: PageJob, box: list[float], answer: Generation | None) -> None:
+        text = job.take("chart table", answer, self.options.max_new_tokens, stage="charts")
+        if text is None:
+            job.charts.append(ChartTable(bbox=box, title="", columns=[], rows=[]))
+            return
+        title, columns, rows, warnings = parse_chart_table(text)
+        job.warnings += warnings
+        job.charts.append(ChartTable(bbox=box, title=title, columns=columns, rows=rows))
