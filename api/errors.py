@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tessera.errors import TesseraError
+from tessera.errors import TRANSIENT_ERRORS, TesseraError
 
 log = structlog.get_logger(__name__)
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
@@ -36,6 +36,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, TRANSIENT_ERRORS):
+            log.warning("api.dependency_down", path=request.url.path, error=repr(exc)[:300])
+            return error_response(503, "service_unavailable", "a dependency (database, blob store or "
+                                  "queue) is briefly unavailable; retry shortly", {"Retry-After": "5"})
         log.exception("api.unhandled", path=request.url.path)
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 

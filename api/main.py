@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
 
+from api import webhooks_api
 from api.errors import install_error_handlers
-from api.routes import health, jobs
+from api.ratelimit import RateLimit, install_rate_limit
+from api.routes import batches, dashboard, events, health, jobs, pages
 from tessera.config import Settings
 from workers.celery_app import configure
 from workers.enqueue import CeleryEnqueuer
@@ -20,7 +22,14 @@ def create_app(settings: Settings, worker_supervisor: object | None = None) -> F
     app.state.enqueuer = CeleryEnqueuer(app.state.celery)
     app.state.worker_supervisor = worker_supervisor
     install_error_handlers(app)
+    install_rate_limit(app)
     app.include_router(health.router)
-    app.include_router(jobs.router)
+    app.include_router(jobs.router, dependencies=[RateLimit])
+    app.include_router(pages.router, dependencies=[RateLimit])
+    app.include_router(events.router, dependencies=[RateLimit])
+    app.include_router(batches.router, dependencies=[RateLimit])
+    app.include_router(webhooks_api.router, dependencies=[RateLimit])
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
     app.mount("/metrics", make_asgi_app())
     return app

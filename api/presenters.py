@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from api.schemas import ErrorInfo, JobOut, PageOut, ProgressOut
+from api.pagination import as_utc
+from api.schemas import ErrorInfo, JobOut, PageOut, PageSummary, ProgressOut
 from storage import jobs as job_repo
-from storage.models import Job, Page
+from storage.models import Job, Page, PageStatus
+
+PRIVATE_OPTION_PREFIX = "_"  # server-side bookkeeping kept in jobs.options (e.g. _request_sha256)
 
 
-def job_out(session: Session, job: Job) -> JobOut:
-    progress = job_repo.progress(session, job)
+def public_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (options or {}).items() if not k.startswith(PRIVATE_OPTION_PREFIX)}
+
+
+def job_out(session: Session, job: Job, progress: job_repo.Progress | None = None) -> JobOut:
+    """`progress` may be passed when it was computed for many jobs at once (listings)."""
+    progress = progress or job_repo.progress(session, job)
     base = f"/v1/jobs/{job.id}"
-    error = ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None
+    error = _error(job.error_code, job.error_message)
     return JobOut(
         id=job.id, status=job.status, filename=job.filename, media_type=job.media_type,
-        input_sha256=job.input_sha256, options=job.options, page_count=job.page_count,
-        progress=ProgressOut(**progress.__dict__), error=error, created_at=job.created_at,
-        started_at=job.started_at, finished_at=job.finished_at,
-        links={"self": base, "pages": f"{base}/pages", "result": f"{base}/result"},
+        input_sha256=job.input_sha256, options=public_options(job.options),
+        page_count=job.page_count, progress=ProgressOut(**progress.__dict__), error=error,
+        cancel_requested=bool(job.cancel_requested), batch_id=getattr(job, "batch_id", None),
+        created_at=as_utc(job.created_at), started_at=_utc(job.started_at),
+        finished_at=_utc(job.finished_at),
+        links={"self": base, "pages": f"{base}/pages", "result": f"{base}/result",
+               "events": f"{base}/events"},
     )
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def _error(code: str | None, message: str | None) -> ErrorInfo | None:
+    return ErrorInfo(code=code, message=message or "") if code else None
+
+
 def page_out(page: Page, result: dict | None) -> PageOut:
-    error = ErrorInfo(code=page.error_code, message=page.error_message or "") if page.error_code else None
+    error = _error(page.error_code, page.error_message)
     body = PageOut(job_id=page.job_id, page=page.page_no, status=page.status, width=page.width,
                    height=page.height, attempt=page.attempt, engine=page.engine, error=error)
     if result is not None:
@@ -34,3 +56,14 @@ def page_out(page: Page, result: dict | None) -> PageOut:
         body.timings = result.get("timings") or {}
         body.error = None
     return body
+
+
+def page_summary(page: Page, text: str | None = None) -> PageSummary:
+    """A page listing entry; a done page shows no error (one from an earlier attempt is history)."""
+    error = None if page.status == PageStatus.DONE else _error(page.error_code, page.error_message)
+    return PageSummary(
+        job_id=page.job_id, page=page.page_no, status=page.status, width=page.width,
+        height=page.height, attempt=page.attempt, engine=page.engine,
+        text_preview=page.text_preview, text=text, error=error, finished_at=_utc(page.finished_at),
+        links={"self": f"/v1/jobs/{page.job_id}/pages/{page.page_no}"},
+    )

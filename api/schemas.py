@@ -7,32 +7,46 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+JOB_ID_EXAMPLE = "3f2b9c1e8d7a4b6c9e0f1a2b3c4d5e6f"
+JOB_PATH_EXAMPLE = f"/v1/jobs/{JOB_ID_EXAMPLE}"
+SHA256_EXAMPLE = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 
 class JobOptions(BaseModel):
     """What to do with a document. Unknown fields are refused so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"tasks": ["ocr"]},
+        {"tasks": ["ocr", "charts"], "max_tiles": 24, "dpi": 300, "pages": "1-3,7",
+         "priority": "high"},
+    ]})
 
     tasks: list[Literal["ocr", "charts"]] = Field(default_factory=lambda: ["ocr"], min_length=1)
     max_tiles: int = Field(12, ge=1, le=40, description="InternVL tiles per page (1-40)")
     dpi: int | None = Field(None, ge=50, le=600, description="PDF render resolution (default 200)")
-    pages: str | None = Field(None, max_length=200, pattern=r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$",
-                              examples=["1-3,7"])
+    pages: str | None = Field(
+        None, max_length=200, pattern=r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$",
+        examples=["1-3,7"])
     priority: Literal["normal", "high"] = "normal"
-    webhook_url: str | None = Field(None, max_length=2000)
+    webhook_url: str | None = Field(None, max_length=2000, pattern=r"^https?://[^\s]+$",
+                                    description="POSTed, signed, when the job ends (http or https)")
 
     @field_validator("tasks")
     @classmethod
-    def _ocr_first(cls, tasks: list[str]) -> list[str]:
+    def _unique_tasks(cls, tasks: list[str]) -> list[str]:
         return list(dict.fromkeys(tasks))
 
 
 class ErrorInfo(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="stable machine code, e.g. not_found, job_not_finished")
+    message: str = Field(description="for a person; may change between releases")
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"error": {"code": "not_found", "message": f"no job {JOB_ID_EXAMPLE}"}},
+    ]})
+
     error: ErrorInfo
 
 
@@ -43,8 +57,21 @@ class ProgressOut(BaseModel):
 
 
 class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": JOB_ID_EXAMPLE, "status": "processing", "filename": "report.pdf",
+        "media_type": "application/pdf", "input_sha256": SHA256_EXAMPLE,
+        "options": {"tasks": ["ocr"], "max_tiles": 12, "priority": "normal"},
+        "page_count": 12, "progress": {"pages_total": 12, "pages_done": 5, "pages_failed": 0},
+        "error": None, "cancel_requested": False, "batch_id": None,
+        "created_at": "2026-01-05T09:30:00.123456Z", "started_at": "2026-01-05T09:30:00.512000Z",
+        "finished_at": None,
+        "links": {"self": JOB_PATH_EXAMPLE, "pages": f"{JOB_PATH_EXAMPLE}/pages",
+                  "result": f"{JOB_PATH_EXAMPLE}/result", "events": f"{JOB_PATH_EXAMPLE}/events"},
+    }]})
+
     id: str
-    status: str
+    status: str = Field(description="queued, splitting, processing, assembling, succeeded, "
+                                    "partially_succeeded, failed or cancelled")
     filename: str | None
     media_type: str
     input_sha256: str
@@ -52,13 +79,33 @@ class JobOut(BaseModel):
     page_count: int | None
     progress: ProgressOut
     error: ErrorInfo | None
+    cancel_requested: bool = False
+    batch_id: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     links: dict[str, str]
 
 
+NEXT_CURSOR_DOC = "pass as `cursor` for the next page; null on the last page"
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut] = Field(description="newest first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DOC)
+
+
 class PageOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": JOB_ID_EXAMPLE, "page": 3, "status": "done", "width": 1654, "height": 2339,
+        "attempt": 1, "text": "# Quarterly report\n\nRevenue grew 12% ...",
+        "charts": [{"bbox": [120.0, 880.0, 1530.0, 1610.0], "title": "Revenue by quarter",
+                    "table": {"columns": ["Quarter", "Revenue"],
+                              "rows": [["Q1", "10.2"], ["Q2", "11.4"]]}}],
+        "tiles": {"grid": [3, 4], "count": 13}, "engine": "internvl", "warnings": [],
+        "timings": {"tiling": 0.012, "generate": 1.84}, "error": None,
+    }]})
+
     job_id: str
     page: int
     status: str
@@ -72,3 +119,49 @@ class PageOut(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None
+
+
+class PageSummary(BaseModel):
+    """One entry of a page listing (and the data of an SSE `page` event)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": JOB_ID_EXAMPLE, "page": 1, "status": "done", "width": 1654, "height": 2339,
+        "attempt": 1, "engine": "rapidocr", "text_preview": "Tessera reads documents page by page.",
+        "error": None, "finished_at": "2026-01-05T09:30:04.100000Z",
+        "links": {"self": f"{JOB_PATH_EXAMPLE}/pages/1"},
+    }]})
+
+    job_id: str
+    page: int = Field(description="page number, from 1")
+    status: str = Field(description="pending, queued, running, done, failed or dead")
+    width: int
+    height: int
+    attempt: int
+    engine: str | None = None
+    text_preview: str | None = Field(None, description="the text's first few hundred characters")
+    text: str | None = Field(None, description="the full text; present only with include=text")
+    error: ErrorInfo | None = None
+    finished_at: datetime | None = None
+    links: dict[str, str]
+
+
+class PageList(BaseModel):
+    pages: list[PageSummary] = Field(description="in page order")
+    next_cursor: str | None = Field(description=NEXT_CURSOR_DOC)
+
+
+UNAUTHORIZED = (401, "`unauthorized`: no API key, or not a valid one")
+RATE_LIMITED = (429, "`rate_limited`: over the tenant's requests per minute; see Retry-After")
+JOB_NOT_FOUND = (404, "`not_found`: no such job for this API key's tenant")
+INVALID_REQUEST = (422, "`invalid_request`: a parameter is out of range or malformed")
+INVALID_CURSOR = (422, "`invalid_cursor`: the cursor is not one this API returned")
+
+
+def error_responses(*entries: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route's errors: (HTTP status, description naming the codes).
+    Every /v1 route may also answer 429 (the per-tenant rate limit, api/ratelimit.py)."""
+    merged: dict[int, list[str]] = {}
+    for status, description in (*entries, RATE_LIMITED):
+        merged.setdefault(status, []).append(description)
+    return {status: {"model": ErrorBody, "description": "; ".join(texts)}
+            for status, texts in merged.items()}

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Job, JobStatus, Page, PageStatus, utcnow
+
+
+PENDING_WEBHOOKS = "tessera.pending_webhooks"  # session.info key: outbox ids to send after commit
 
 
 @dataclass
@@ -55,7 +58,21 @@ def transition_job(
         .where(Job.id == job_id, Job.status.in_(from_statuses))
         .values(status=to_status, updated_at=utcnow(), **values)
     )
-    return result.rowcount == 1
+    moved = result.rowcount == 1
+    if moved and to_status in JobStatus.FINAL:
+        _record_finished_webhooks(session, job_id)
+    return moved
+
+
+def _record_finished_webhooks(session: Session, job_id: str) -> None:
+    """Every way a job ends comes through here, so its `job.finished` event is written to the
+    outbox in the same transaction. The ids wait in `session.info` for the commit hook
+    (workers/runtime.py) to hand them to the webhooks queue."""
+    from storage.webhooks import enqueue_job_finished_webhook  # it imports this module
+
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is not None:
+        session.info.setdefault(PENDING_WEBHOOKS, []).extend(enqueue_job_finished_webhook(session, job))
 
 
 def fail_job(session: Session, job_id: str, code: str, message: str) -> bool:
@@ -89,6 +106,16 @@ def get_page(session: Session, job_id: str, page_no: int) -> Page | None:
     return session.scalar(select(Page).where(Page.job_id == job_id, Page.page_no == page_no))
 
 
+def claimable(session: Session, page_ids: list[int]) -> list[tuple[int, int]]:
+    """(page id, attempts so far) of the given pages that are waiting to run, in page order."""
+    rows = session.execute(
+        select(Page.id, Page.attempt)
+        .where(Page.id.in_(page_ids), Page.status.in_((PageStatus.QUEUED, PageStatus.PENDING)))
+        .order_by(Page.job_id, Page.page_no)
+    )
+    return [(row.id, row.attempt) for row in rows]
+
+
 def claim_pages(session: Session, page_ids: list[int], worker_id: str, lease_until: datetime) -> list[Page]:
     """Claim the given pages that are still waiting; returns the ones this call won.
 
@@ -105,6 +132,22 @@ def claim_pages(session: Session, page_ids: list[int], worker_id: str, lease_unt
         if result.rowcount == 1:
             claimed.append(session.get(Page, page_id, populate_existing=True))
     return claimed
+
+
+def fresh_queued_page_ids(session: Session, limit: int, exclude: list[int]) -> list[int]:
+    """Never-tried queued pages of live jobs, oldest first: the gpu worker fills its batch with
+    them across documents. Rows locked by another claimer are skipped (PostgreSQL)."""
+    query = (
+        select(Page.id)
+        .join(Job, Job.id == Page.job_id)
+        .where(Page.status == PageStatus.QUEUED, Page.attempt == 0, Page.id.not_in(exclude or [-1]),
+               Job.status == JobStatus.PROCESSING, Job.cancel_requested.is_(False))
+        .order_by(Page.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Page)
+    return list(session.scalars(query))
 
 
 def finish_page(session: Session, page: Page, status: str, **values: object) -> bool:
@@ -133,9 +176,101 @@ def open_jobs(session: Session) -> list[Job]:
 
 
 def waiting_page_ids(session: Session, job_id: str) -> list[int]:
-    """Pages of a job that still need inference (queued, or running when nothing runs them)."""
+    """Pages of a job that wait for inference (queued or pending), in page order."""
     return list(session.scalars(
         select(Page.id).where(Page.job_id == job_id,
-                              Page.status.in_((PageStatus.PENDING, PageStatus.QUEUED, PageStatus.RUNNING)))
+                              Page.status.in_((PageStatus.PENDING, PageStatus.QUEUED)))
         .order_by(Page.page_no)
     ))
+
+
+def touch_job(session: Session, job_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    """True when the client asked to cancel, or the job ended or is gone."""
+    row = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).first()
+    return row is None or row.cancel_requested or row.status in JobStatus.FINAL
+
+
+# --- Reads and writes for the REST API: listing, pagination, events, cancel, delete ---------
+
+OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.SPLITTING, JobStatus.PROCESSING, JobStatus.ASSEMBLING)
+
+
+def list_jobs(session: Session, tenant_id: str, *, statuses: list[str] | None = None,
+              batch_id: str | None = None, before: tuple[datetime, str] | None = None,
+              limit: int = 50) -> list[Job]:
+    """A tenant's jobs, newest first. `before` is the (created_at, id) of the last job of the
+    previous page (keyset pagination: stable while new jobs arrive)."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    if batch_id is not None and hasattr(Job, "batch_id"):
+        query = query.where(Job.batch_id == batch_id)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(or_(Job.created_at < created_at,
+                                and_(Job.created_at == created_at, Job.id < job_id)))
+    return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
+
+
+def progress_many(session: Session, jobs: list[Job]) -> dict[str, Progress]:
+    """`progress` for many jobs in one query."""
+    counts: dict[str, dict[str, int]] = {job.id: {} for job in jobs}
+    if jobs:
+        rows = session.execute(
+            select(Page.job_id, Page.status, func.count())
+            .where(Page.job_id.in_(list(counts))).group_by(Page.job_id, Page.status)
+        )
+        for job_id, status, count in rows:
+            counts[job_id][status] = count
+    return {job.id: _progress_of(job, counts[job.id]) for job in jobs}
+
+
+def _progress_of(job: Job, counts: dict[str, int]) -> Progress:
+    failed = counts.get(PageStatus.FAILED, 0) + counts.get(PageStatus.DEAD, 0)
+    total = job.page_count if job.page_count is not None else sum(counts.values())
+    return Progress(pages_total=total, pages_done=counts.get(PageStatus.DONE, 0), pages_failed=failed)
+
+
+def list_pages(session: Session, job_id: str, *, after: int = 0, limit: int = 50) -> list[Page]:
+    """A job's pages in page order, starting after page number `after`."""
+    return list(session.scalars(
+        select(Page).where(Page.job_id == job_id, Page.page_no > after)
+        .order_by(Page.page_no).limit(limit)
+    ))
+
+
+def final_page_numbers(session: Session, job_id: str) -> list[int]:
+    """Numbers of the job's pages that have reached a final state (done, failed, dead)."""
+    return list(session.scalars(
+        select(Page.page_no).where(Page.job_id == job_id, Page.status.in_(PageStatus.FINAL))
+    ))
+
+
+def final_pages_finished_before(session: Session, job_id: str, moment: datetime) -> list[int]:
+    return list(session.scalars(
+        select(Page.page_no).where(Page.job_id == job_id, Page.status.in_(PageStatus.FINAL),
+                                   Page.finished_at < moment)
+    ))
+
+
+def pages_numbered(session: Session, job_id: str, numbers: list[int]) -> list[Page]:
+    return list(session.scalars(
+        select(Page).where(Page.job_id == job_id, Page.page_no.in_(numbers)).order_by(Page.page_no)
+    ))
+
+
+def request_cancel(session: Session, job_id: str) -> bool:
+    """Flag the job and end it as `cancelled` in one conditional UPDATE; False if it was already
+    final. Workers see a final job and stop; a split that is running stops at its next page."""
+    return transition_job(session, job_id, OPEN_STATUSES, JobStatus.CANCELLED, cancel_requested=True)
+
+
+def delete_job(session: Session, job_id: str, tenant_id: str) -> bool:
+    """Delete the job's rows (pages first, though the foreign key cascades too)."""
+    session.execute(delete(Page).where(Page.job_id == job_id, Page.tenant_id == tenant_id))
+    result = session.execute(delete(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    return result.rowcount == 1

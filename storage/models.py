@@ -65,6 +65,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # HMAC key for signing webhooks (storage/webhooks.py creates it on first use).
+    webhook_secret: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ApiKey(Base):
@@ -103,6 +105,8 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    batch_id: Mapped[str | None] = mapped_column(
+        ForeignKey("batches.id", ondelete="SET NULL", name="fk_jobs_batch_id"), default=None, index=True)
 
 
 class Page(Base):
@@ -133,3 +137,56 @@ class Page(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class BatchSource:
+    ARCHIVE = "archive"
+    SOURCES = "sources"
+    S3_PREFIX = "s3_prefix"
+
+
+class Batch(Base):
+    """One bulk submission. Its totals come from its jobs; `entries` is the manifest, in input
+    order: {index, name, job_id} or {index, name, error: {code, message}} for a refused entry."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_batches_tenant_idempotency"),
+        Index("ix_batches_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), default=None)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    entries: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sealed_at: Mapped[datetime | None] = mapped_column(default=None)  # every entry is in
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)  # and every job is final
+
+
+class WebhookDelivery(Base):
+    """The webhook outbox: written in the transaction that makes its event true, then sent
+    (and re-sent with backoff) until the receiver answers 2xx or attempts run out."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_next_try", "next_try_at"),
+        Index("ix_webhook_deliveries_subject", "subject_id", "event"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(32))  # the job or batch the event is about
+    url: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime | None] = mapped_column(default=None)  # None: nothing left to do
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(default=None)  # gave up
+    last_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

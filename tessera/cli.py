@@ -47,26 +47,29 @@ def serve(
 
     from api.main import create_app
     from tessera.supervisor import WorkerSupervisor
-    from workers.recovery import recover
+    from workers.recovery import Sweeper, recover
 
     settings = get_settings()
     _migrate_if_embedded(settings)
     supervisor = None if no_worker else WorkerSupervisor()
     application = create_app(settings, supervisor)
+    runtime, enqueuer = application.state.runtime, application.state.enqueuer
     if supervisor is not None:
-        # Nothing else can be running this embedded work: take back every unfinished task.
-        recover(application.state.runtime, application.state.enqueuer, all_running=settings.embedded)
+        # Embedded: nothing else can be running this work, so take back every unfinished task.
+        recover(runtime, enqueuer, all_running=settings.embedded)
         supervisor.start()
+    sweeper = Sweeper(runtime, enqueuer).start()
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:
+        sweeper.stop()
         if supervisor is not None:
             supervisor.stop()
 
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option(help="comma-separated: cpu, gpu")] = "cpu,gpu",
+    queues: Annotated[str, typer.Option(help="comma-separated: cpu, gpu, webhooks")] = "cpu,gpu,webhooks",
     concurrency: Annotated[int, typer.Option(min=1)] = 1,
     pool: Annotated[str, typer.Option(help="prefork, solo or threads")] = "prefork",
 ) -> None:
@@ -95,16 +98,28 @@ def migrate() -> None:
 
 
 @app.command()
-def sweep() -> None:
-    """Re-enqueue work whose lease expired and jobs stuck before splitting."""
+def sweep(
+    interval: Annotated[float | None, typer.Option(help="repeat every N seconds (default: once)")] = None,
+) -> None:
+    """Re-send work whose lease expired or whose message was lost (also runs inside `serve`)."""
+    import time
+
     from workers.celery_app import configure
     from workers.enqueue import CeleryEnqueuer
     from workers.recovery import recover
     from workers.runtime import Runtime
+    from workers.webhooks import deliver_due_webhooks
 
     settings = get_settings()
-    counts = recover(Runtime(settings), CeleryEnqueuer(configure(settings)))
-    typer.echo(f"re-enqueued: {counts.splits} splits, {counts.pages} pages, {counts.assemblies} assemblies")
+    runtime, enqueuer = Runtime(settings), CeleryEnqueuer(configure(settings))
+    while True:
+        counts = recover(runtime, enqueuer)
+        delivered = deliver_due_webhooks(runtime)
+        typer.echo(f"re-sent {counts.splits} splits, {counts.pages} pages, {counts.assemblies} assemblies; "
+                   f"{counts.dead} pages dead; {delivered} webhooks delivered")
+        if interval is None:
+            return
+        time.sleep(interval)
 
 
 @api_key_app.command("create")

@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(10.0, gt=0)  # first retry delay; doubles per attempt
     webhook_backoff_max_s: float = Field(3600.0, gt=0)
 
-    # Requests per tenant per minute on /v1 (Redis; 0 turns it off; off without Redis).
+    # Requests per tenant per minute on /v1, counted in Redis (off without Redis; 0 turns one off):
+    # submissions and other writes, and reads (status polling is cheap, so off by default).
     rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_reads_per_minute: int = Field(0, ge=0)
 
     # Clients (tessera submit).
     server: str = "http://127.0.0.1:8000"

@@ -70,6 +70,67 @@ class InvalidOptions(InvalidInput):
     http_status = 422
 
 
+class ArchiveTooLarge(PayloadTooLarge):
+    code = "archive_too_large"
+
+
+class EntryTooLarge(PayloadTooLarge):
+    """One document inside an archive (or fetched from a source) is over the size limit."""
+
+    code = "entry_too_large"
+
+
+class TooManyEntries(InvalidInput):
+    code = "too_many_entries"
+
+
+class EmptyBatch(InvalidInput):
+    code = "empty_batch"
+
+
+class UnsupportedArchive(UnsupportedMediaType):
+    code = "unsupported_media_type"
+
+
+class CorruptArchive(InvalidInput):
+    code = "corrupt_archive"
+
+
+class UnsafeArchiveEntry(InvalidInput):
+    """A path that climbs out of the archive (`../`, absolute), a link or a device file."""
+
+    code = "unsafe_archive_entry"
+
+
+class NestedArchiveTooDeep(InvalidInput):
+    code = "nested_archive_too_deep"
+
+
+class SourceNotAllowed(InvalidInput):
+    """A URL or S3 source Tessera refuses to read (scheme, private address, unlisted bucket)."""
+
+    code = "source_not_allowed"
+
+
+class SourceUnavailable(InvalidInput):
+    """A source could not be read: unreachable, timed out, or answered with an error."""
+
+    code = "source_unavailable"
+
+
+class SourceNotFound(InvalidInput):
+    code = "source_not_found"
+
+
+class RateLimited(TesseraError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(TesseraError):
     code = "not_found"
     http_status = 404

@@ -18,7 +18,7 @@ RESTART_DELAY_S = 2.0
 
 
 class WorkerSupervisor:
-    def __init__(self, queues: str = "cpu,gpu", concurrency: int = 1):
+    def __init__(self, queues: str = "cpu,gpu,webhooks", concurrency: int = 1):
         self.argv = [sys.executable, "-m", "tessera.cli", "worker", "--queues", queues,
                      "--concurrency", str(concurrency)]
         self.process: subprocess.Popen | None = None

@@ -7,7 +7,9 @@ it again before they finish (try/finally), since the instance is shared by the w
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,10 +25,17 @@ from tests.utils.services import S3_CLIENT_ENV, PostgresServer, RedisServer, s3_
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """Running PostgreSQL; `.url` = postgresql://tessera@127.0.0.1:PORT/tessera; stop()/start()."""
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
+def postgres() -> Iterator[PostgresServer]:
+    """Running PostgreSQL; `.url` = postgresql://tessera@127.0.0.1:PORT/tessera; stop()/start().
+
+    Its folder is outside pytest's temp root on purpose: any pytest run resets that root to
+    mode 0700, which would lock the `postgres` user out of its own data on a restart."""
+    workdir = Path(tempfile.mkdtemp(prefix="tessera-test-pg-"))
+    try:
+        with PostgresServer(workdir) as server:
+            yield server
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,6 @@ def _finish(rt: Runtime, job: Job, pages: list[Page]) -> None:
     else:
         status = JobStatus.FAILED
         values = {"error_code": "all_pages_failed", "error_message": "no page could be processed"}
-    with rt.sessions.begin() as session:
+    with rt.sessions.begin() as session:  # the job.finished webhook goes out with this commit
         job_repo.transition_job(session, job.id, (JobStatus.ASSEMBLING,), status, **values)
     log.info("job.finished", job_id=job.id, status=status, pages=len(pages), done=done)

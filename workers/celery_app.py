@@ -20,7 +20,11 @@ ROUTES = {
     "tessera.split": {"queue": "cpu"},
     "tessera.assemble": {"queue": "cpu"},
     "tessera.infer": {"queue": "gpu"},
+    "tessera.webhook": {"queue": "webhooks"},
 }
+
+PRIORITY_HIGH = 0
+PRIORITY_NORMAL = 6
 
 app = Celery("tessera")
 
@@ -37,12 +41,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": max(hard_limit - 60, 30),
         "task_routes": ROUTES,
         "task_default_queue": "cpu",
+        # On Redis 0 is read first; normal work waits behind `priority: high` (PRIORITY_HIGH).
+        "task_default_priority": PRIORITY_NORMAL,
         "task_queues": [Queue(name) for name in QUEUES],
         "task_serializer": "json",
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "imports": ["workers.tasks"],
+        # A task cut off from the broker may finish: its final write is fenced by the page's
+        # attempt number, and the redelivered copy finds the page done.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "imports": ["workers.tasks", "workers.webhooks"],
     }
     if settings.embedded:
         folder = settings.queue_dir.resolve()
@@ -59,9 +68,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
     else:
         config["broker_url"] = settings.broker_url
+        visibility = settings.visibility_timeout_s or hard_limit + 600
         config["broker_transport_options"] = {
-            "visibility_timeout": hard_limit + 600,
-            "unacked_restore_interval": 10,
+            # Above the hard limit, so a healthy task is never delivered twice; a task whose
+            # worker died comes back sooner through its page lease (workers/recovery.py).
+            "visibility_timeout": visibility,
+            # kombu looks for overdue unacked messages this often (default ~100 s).
+            "unacked_restore_interval": max(1, min(10, visibility // 2)),
             "unacked_restore_throttle": 1,
         }
     return config

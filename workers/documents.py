@@ -119,9 +119,9 @@ def parse_page_range(spec: str | None, page_count: int) -> list[int]:
         return list(range(1, page_count + 1))
     selected: set[int] = set()
     for part in spec.split(","):
-        first, _, last = part.strip().partition("-")
+        first, dash, last = part.strip().partition("-")
         try:
-            start, end = int(first), int(last or first)
+            start, end = int(first), int(last if dash else first)
         except ValueError as exc:
             raise InvalidOptions(f"pages: cannot read {part.strip()!r}; use a form like '1-3,7'") from exc
         if start < 1 or end < start:

@@ -16,23 +16,28 @@ QUEUE_OF = {SPLIT: "cpu", INFER: "gpu", ASSEMBLE: "cpu"}
 
 
 class Enqueuer(Protocol):
-    def split(self, job_id: str) -> None: ...
-    def infer(self, page_ids: list[int]) -> None: ...
+    def split(self, job_id: str, high: bool = False) -> None: ...
+    def infer(self, page_ids: list[int], high: bool = False) -> None: ...
     def assemble(self, job_id: str) -> None: ...
 
 
 class CeleryEnqueuer:
+    """`high` sends at the broker's top priority (a job's `priority: "high"` option)."""
+
     def __init__(self, app):  # noqa: ANN001 (celery.Celery)
         self.app = app
 
-    def _send(self, name: str, *args: object) -> None:
-        self.app.send_task(name, args=list(args), queue=QUEUE_OF[name])
+    def _send(self, name: str, *args: object, high: bool = False) -> None:
+        from workers.celery_app import PRIORITY_HIGH
 
-    def split(self, job_id: str) -> None:
-        self._send(SPLIT, job_id)
+        priority = {"priority": PRIORITY_HIGH} if high else {}
+        self.app.send_task(name, args=list(args), queue=QUEUE_OF[name], **priority)
 
-    def infer(self, page_ids: list[int]) -> None:
-        self._send(INFER, page_ids)
+    def split(self, job_id: str, high: bool = False) -> None:
+        self._send(SPLIT, job_id, high=high)
+
+    def infer(self, page_ids: list[int], high: bool = False) -> None:
+        self._send(INFER, page_ids, high=high)
 
     def assemble(self, job_id: str) -> None:
         self._send(ASSEMBLE, job_id)
@@ -45,10 +50,10 @@ class LocalEnqueuer:
         self.handlers = handlers
         self.pending: deque[tuple[str, tuple[object, ...]]] = deque()
 
-    def split(self, job_id: str) -> None:
+    def split(self, job_id: str, high: bool = False) -> None:
         self.pending.append((SPLIT, (job_id,)))
 
-    def infer(self, page_ids: list[int]) -> None:
+    def infer(self, page_ids: list[int], high: bool = False) -> None:
         self.pending.append((INFER, (page_ids,)))
 
     def assemble(self, job_id: str) -> None:

@@ -1,14 +1,23 @@
 """The infer stage: run the engine on a batch of pages and store one result per page.
 
-Each claim bumps the page's attempt number and every final write is fenced by
-it, so a duplicate delivery or a stale worker cannot write a second result.
+- Each claim bumps the page's attempt number and every final write is fenced
+  by it, so a duplicate delivery or a stale worker cannot write a second result.
+- A heartbeat renews the claimed pages' leases while the engine runs; a worker
+  that dies stops renewing and the sweeper sends its pages again.
+- A page that has failed before runs alone, so a page that kills its worker
+  takes no other page down with it (and goes `dead` after its last attempt).
+- A batch is topped up with never-tried pages of other documents, so many
+  small documents still fill the engine's batch.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from PIL import Image
@@ -16,41 +25,80 @@ from PIL import Image
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.models import JobStatus, Page, PageStatus, utcnow
+from tessera.errors import TRANSIENT_ERRORS
 from workers.engines.base import PageInput, PageResult
 from workers.enqueue import Enqueuer
+from workers.leases import Heartbeat
 from workers.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 PREVIEW_CHARS = 280
+WRITE_RETRY_S = 120.0
+T = TypeVar("T")
 
 
 def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
-    pages, options = _claim(rt, page_ids)
-    if not pages:
-        return
-    results = _run_engine(rt, pages, options)
-    for page, outcome in zip(pages, results):
-        if isinstance(outcome, PageResult):
-            _store_result(rt, page, outcome)
-        else:
-            _record_failure(rt, enqueue, page, outcome)
+    pages, options = _claim(rt, enqueue, page_ids)
+    live = _drop_cancelled(rt, pages, options)
+    if live:
+        with Heartbeat(rt, [(page.id, page.attempt) for page in live]):
+            outcomes = _run_engine(rt, live, options)
+        for page, outcome in zip(live, outcomes):
+            if isinstance(outcome, PageResult):
+                outcome.timings["batch_pages"] = float(len(live))
+                _durably(lambda p=page, o=outcome: _store_result(rt, p, o))
+            else:
+                _durably(lambda p=page, e=outcome: _record_failure(rt, enqueue, p, e))
     for job_id in dict.fromkeys(page.job_id for page in pages):
-        with rt.sessions.begin() as session:
-            complete = job_repo.mark_assembling_if_complete(session, job_id)
-        if complete:
-            enqueue.assemble(job_id)
+        _durably(lambda j=job_id: assemble_if_complete(rt, enqueue, j))
 
 
-def _claim(rt: Runtime, page_ids: list[int]) -> tuple[list[Page], dict[str, dict]]:
-    """Claim the pages; returns them with their jobs' options (by job id)."""
-    lease = utcnow() + timedelta(seconds=rt.settings.task_time_limit_s)
+def assemble_if_complete(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
     with rt.sessions.begin() as session:
-        pages = job_repo.claim_pages(session, page_ids, rt.worker_id, lease)
-        options = {}
-        for job_id in {page.job_id for page in pages}:
-            job = job_repo.get_job(session, job_id)
-            options[job_id] = dict(job.options) if job else {}
+        complete = job_repo.mark_assembling_if_complete(session, job_id)
+    if complete:
+        enqueue.assemble(job_id)
+
+
+def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Page], dict[str, dict]]:
+    """Claim this task's pages (topped up, or one retried page alone); returns them with their
+    jobs' options by job id. Pages this task will not run are sent again in their own messages."""
+    lease = utcnow() + timedelta(seconds=rt.settings.lease_s)
+    with rt.sessions.begin() as session:
+        waiting = job_repo.claimable(session, page_ids)
+        fresh = [page_id for page_id, attempts in waiting if attempts == 0]
+        retried = [page_id for page_id, attempts in waiting if attempts > 0]
+        if retried:
+            targets, later = retried[:1], [[page_id] for page_id in retried[1:]] + ([fresh] if fresh else [])
+        else:
+            room = rt.settings.engine_batch_size - len(fresh)
+            extra = job_repo.fresh_queued_page_ids(session, room, fresh) if room > 0 and fresh else []
+            targets, later = fresh + extra, []
+        pages = job_repo.claim_pages(session, targets, rt.worker_id, lease)
+        options = {job_id: _options(session, job_id) for job_id in {page.job_id for page in pages}}
+    for ids in later:
+        enqueue.infer(ids)
     return pages, options
+
+
+def _options(session, job_id: str) -> dict:  # noqa: ANN001
+    job = job_repo.get_job(session, job_id)
+    if job is None or job.status != JobStatus.PROCESSING or job.cancel_requested:
+        return {"_cancelled": True}
+    return dict(job.options)
+
+
+def _drop_cancelled(rt: Runtime, pages: list[Page], options: dict[str, dict]) -> list[Page]:
+    """Pages of a cancelled (or deleted, or already ended) job end here: no engine work for them."""
+    live = []
+    with rt.sessions.begin() as session:
+        for page in pages:
+            if options[page.job_id].get("_cancelled"):
+                job_repo.finish_page(session, page, PageStatus.FAILED, error_code="cancelled",
+                                     error_message="the job was cancelled")
+            else:
+                live.append(page)
+    return live
 
 
 def _run_engine(rt: Runtime, pages: list[Page], options: dict[str, dict]) -> list[PageResult | Exception]:
@@ -78,14 +126,32 @@ def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:
                      max_tiles=int(options.get("max_tiles") or 12), ref=f"{page.job_id}/{page.page_no}")
 
 
+def _durably(write: Callable[[], T]) -> T:
+    """Retry a write through a short database or blob-store outage: the engine's work is
+    too expensive to throw away for a blip. Gives up after WRITE_RETRY_S."""
+    deadline, delay = time.monotonic() + WRITE_RETRY_S, 0.5
+    while True:
+        try:
+            return write()
+        except TRANSIENT_ERRORS as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("infer.write_retry", error=repr(exc)[:200], delay=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def _store_result(rt: Runtime, page: Page, result: PageResult) -> None:
     key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no)
     body = {"page": page.page_no, "width": page.width, "height": page.height, **result.to_json()}
     rt.blobs.put(key, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
     with rt.sessions.begin() as session:
-        job_repo.finish_page(session, page, PageStatus.DONE, result_key=key, engine=result.engine,
-                             text_preview=result.text[:PREVIEW_CHARS], timings=result.timings,
-                             tile_grid=result.tiles, error_code=None, error_message=None)
+        landed = job_repo.finish_page(session, page, PageStatus.DONE, result_key=key, engine=result.engine,
+                                      text_preview=result.text[:PREVIEW_CHARS], timings=result.timings,
+                                      tile_grid=result.tiles, error_code=None, error_message=None)
+        gone = not landed and job_repo.get_job(session, page.job_id) is None
+    if gone:  # the job was deleted while its page ran: leave no orphan behind
+        rt.blobs.delete_prefix(BlobKeys.job_prefix(page.tenant_id, page.job_id))
 
 
 def _record_failure(rt: Runtime, enqueue: Enqueuer, page: Page, error: Exception) -> None:

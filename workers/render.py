@@ -13,7 +13,7 @@ from tessera.errors import CorruptDocument, ImageTooLarge
 from workers.documents import PDF, open_image
 
 RENDER_CHUNK_PAGES = 8
-RENDER_TIMEOUT_S = 600
+PAGE_RENDER_BUDGET_S = 60  # poppler on one page; a PDF can hide a huge image pdfinfo cannot see
 # PNG at level 1: lossless for OCR and about 5x cheaper to encode than Pillow's default level.
 PNG_COMPRESS_LEVEL = 1
 
@@ -30,9 +30,12 @@ def render_pages(data: bytes, media_type: str, pages: list[int], dpi: int, max_p
 def _render_pdf(data: bytes, pages: list[int], dpi: int) -> Iterator[tuple[int, Image.Image]]:
     for first, last in _runs(pages, RENDER_CHUNK_PAGES):
         try:
-            images = convert_from_bytes(data, dpi=dpi, first_page=first, last_page=last,
-                                        fmt="ppm", thread_count=1, timeout=RENDER_TIMEOUT_S)
-        except (PDFPageCountError, PDFPopplerTimeoutError) as exc:
+            images = convert_from_bytes(data, dpi=dpi, first_page=first, last_page=last, fmt="ppm",
+                                        thread_count=1, timeout=PAGE_RENDER_BUDGET_S * (last - first + 1))
+        except PDFPopplerTimeoutError as exc:
+            raise CorruptDocument(f"pages {first}-{last} took longer than {PAGE_RENDER_BUDGET_S} s a page "
+                                  "to render", code="render_timeout") from exc
+        except PDFPageCountError as exc:
             raise CorruptDocument(f"pages {first}-{last} could not be rendered: {exc}") from exc
         if len(images) != last - first + 1:
             raise CorruptDocument(f"pages {first}-{last}: poppler rendered {len(images)} pages")

@@ -11,10 +11,12 @@ import os
 import socket
 from functools import cached_property
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.blobs import BlobStore, create_blob_store
 from storage.db import make_engine, make_session_factory
+from storage.jobs import PENDING_WEBHOOKS
 from tessera.config import Settings
 from workers.engines.base import Engine
 
@@ -26,7 +28,10 @@ class Runtime:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.db)
+        factory = make_session_factory(self.db)
+        event.listen(factory, "after_commit", _send_recorded_webhooks)
+        event.listen(factory, "after_rollback", lambda session: session.info.pop(PENDING_WEBHOOKS, None))
+        return factory
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -41,6 +46,16 @@ class Runtime:
     @property
     def worker_id(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _send_recorded_webhooks(session: Session) -> None:
+    """After a commit that ended jobs, hand their outbox rows to the webhooks queue at once
+    (best effort: the sweeper delivers whatever this misses)."""
+    delivery_ids = session.info.pop(PENDING_WEBHOOKS, None)
+    if delivery_ids:
+        from workers.webhooks import send_soon
+
+        send_soon(delivery_ids)
 
 
 _runtime: Runtime | None = None

@@ -21,6 +21,10 @@ from workers.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
+class JobCancelled(Exception):
+    """Raised between pages when the client cancelled the job: stop rendering."""
+
+
 def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
     job = _start(rt, job_id)
     if job is None:
@@ -29,6 +33,15 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
         page_numbers = _render_and_store(rt, job)
     except InvalidInput as exc:
         _fail(rt, job_id, exc.code, exc.message)
+        return
+    except JobCancelled:
+        with rt.sessions.begin() as session:
+            job_repo.transition_job(session, job_id, (JobStatus.QUEUED, JobStatus.SPLITTING),
+                                    JobStatus.CANCELLED)
+            gone = job_repo.get_job(session, job_id) is None
+        if gone:  # deleted while rendering: remove the pages this task stored after the delete
+            rt.blobs.delete_prefix(BlobKeys.job_prefix(job.tenant_id, job_id))
+        log.info("split.cancelled", job_id=job_id)
         return
     except TRANSIENT_ERRORS:
         raise  # the task retries with backoff
@@ -40,9 +53,9 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
         job_repo.transition_job(session, job_id, (JobStatus.SPLITTING,), JobStatus.PROCESSING,
                                 page_count=len(page_numbers))
         waiting = job_repo.waiting_page_ids(session, job_id)
-    batch = rt.settings.engine_batch_size
+    batch, high = rt.settings.engine_batch_size, job.options.get("priority") == "high"
     for start in range(0, len(waiting), batch):
-        enqueue.infer(waiting[start:start + batch])
+        enqueue.infer(waiting[start:start + batch], high=high)
     log.info("split.done", job_id=job_id, pages=len(page_numbers))
 
 
@@ -91,5 +104,9 @@ def _store_page(rt: Runtime, job: Job, page_no: int, image) -> None:  # noqa: AN
             session.add(Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page_no,
                              status=PageStatus.QUEUED, image_key=key,
                              width=image.width, height=image.height))
+            job_repo.touch_job(session, job.id)  # the split's heartbeat, read by the sweeper
     except IntegrityError:
         pass  # a concurrent copy of this task stored the same page: same key, same bytes
+    with rt.sessions() as session:
+        if job_repo.cancel_requested(session, job.id):
+            raise JobCancelled()

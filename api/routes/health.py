@@ -16,7 +16,10 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+UNREADY = {"description": "`status: unready`: a dependency did not answer; `checks` names it"}
+
+
+@router.get("/readyz", responses={503: UNREADY})
 async def readyz(request: Request) -> JSONResponse:
     checks = await run_in_threadpool(_checks, request)
     ready = all(value == "ok" for value in checks.values())

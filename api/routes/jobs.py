@@ -1,42 +1,79 @@
-"""/v1/jobs: submit a document, follow it, read its pages and result."""
+"""/v1/jobs: submit documents, list and follow them, cancel or delete them."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Literal
+from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
 
+from api import pagination
 from api.deps import BlobsDep, EnqueuerDep, SessionDep, SettingsDep, TenantDep
-from api.presenters import job_out, page_out
-from api.schemas import ErrorBody, JobOut, PageOut
+from api.presenters import job_out
+from api.schemas import (
+    INVALID_CURSOR,
+    INVALID_REQUEST,
+    JOB_NOT_FOUND,
+    UNAUTHORIZED,
+    JobList,
+    JobOptions,
+    JobOut,
+    error_responses,
+)
 from api.submission import create_job, parse_options, read_upload
 from storage import jobs as job_repo
-from storage.blobs import BlobKeys, BlobNotFound
-from storage.models import Job, JobStatus, PageStatus
-from tessera.errors import Conflict, NotFound
+from storage.blobs import BlobKeys, BlobStore
+from storage.models import Job, JobStatus
+from tessera.errors import TRANSIENT_ERRORS, Conflict, InvalidInput, NotFound, TransientError
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422)}
+JOB_STATUSES = (*job_repo.OPEN_STATUSES, *JobStatus.FINAL)
+OPTIONS_FIELD = {"contentMediaType": "application/json",
+                 "contentSchema": JobOptions.model_json_schema()}
+SUBMIT_ERRORS = error_responses(
+    UNAUTHORIZED,
+    (400, "`bad_request`: the multipart body cannot be parsed"),
+    (409, "`idempotency_conflict`: the Idempotency-Key was used for another file or options"),
+    (413, "`payload_too_large`: the file is over the upload limit"),
+    (415, "`unsupported_media_type`: not a PDF, PNG, JPEG or TIFF"),
+    (422, "`invalid_options`, `empty_document`, `corrupt_document`, `encrypted_pdf`, "
+          "`too_many_pages`, `image_too_large` or `invalid_request`"),
+)
+DELETE_UNAVAILABLE = (503, "`service_unavailable`: the blob store did not answer; the job is "
+                           "cancelled but not deleted: try again")
 
 
-def _job_or_404(session, tenant_id: str, job_id: str) -> Job:  # noqa: ANN001
-    job = job_repo.get_job(session, job_id, tenant_id)
+def job_or_404(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The caller's job; another tenant's job, or an id that cannot exist, is 404 alike."""
+    job = None
+    if pagination.is_plausible_id(job_id):
+        job = job_repo.get_job(session, job_id, tenant_id)
     if job is None:
-        raise NotFound(f"no job {job_id}")
+        raise NotFound(f"no job {job_id[:64]!r}")
     return job
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=ERRORS)
+REPLAYED = {"model": JobOut, "description": "an Idempotency-Key replay: the first job"}
+
+
+@router.post("", status_code=202, response_model=JobOut, summary="Submit a document",
+             responses={200: REPLAYED, **SUBMIT_ERRORS})
 async def submit_job(
-    session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep, settings: SettingsDep,
+    session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or TIFF")],
-    options: Annotated[str | None, Form(description='JSON, e.g. {"max_tiles": 12, "pages": "1-3"}')] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    options: Annotated[str | None, Form(
+        description='JobOptions as JSON, e.g. {"max_tiles": 12, "pages": "1-3"}',
+        json_schema_extra=OPTIONS_FIELD)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255, description=(
+        "the same key with the same file and options returns the first job (200); "
+        "with another file or options: 409 idempotency_conflict"))] = None,
 ) -> JSONResponse:
-    """Queue one document. Replaying an Idempotency-Key returns the first job (200)."""
+    """Queue one document (202). Replaying an Idempotency-Key returns the first job (200)."""
     parsed = parse_options(options)
     data = await read_upload(file, settings.max_upload_bytes)
     job, created = await run_in_threadpool(
@@ -47,36 +84,85 @@ async def submit_job(
     return JSONResponse(body, status_code=202 if created else 200)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=ERRORS)
+@router.get("", response_model=JobList, summary="List jobs, newest first",
+            responses=error_responses(UNAUTHORIZED, INVALID_REQUEST, INVALID_CURSOR))
+def list_jobs(
+    session: SessionDep, tenant: TenantDep,
+    status: Annotated[list[str] | None, Query(description=(
+        "only jobs in these statuses: repeat the parameter or separate with commas"))] = None,
+    batch_id: Annotated[str | None, Query(max_length=64, description="this batch's jobs")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="jobs per page")] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> JobList:
+    """The caller's jobs, newest first, `limit` at a time; follow `next_cursor` for more."""
+    statuses = _statuses(status)
+    before = pagination.decode_job_cursor(cursor) if cursor is not None else None
+    if batch_id is not None and not pagination.is_plausible_id(batch_id):
+        return JobList(jobs=[], next_cursor=None)
+    jobs = job_repo.list_jobs(session, tenant.id, statuses=statuses, batch_id=batch_id,
+                              before=before, limit=limit + 1)
+    more, jobs = len(jobs) > limit, jobs[:limit]
+    progress = job_repo.progress_many(session, jobs)
+    next_cursor = pagination.job_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
+    return JobList(jobs=[job_out(session, job, progress[job.id]) for job in jobs],
+                   next_cursor=next_cursor)
+
+
+def _statuses(values: list[str] | None) -> list[str] | None:
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in JOB_STATUSES]
+    if unknown:
+        raise InvalidInput(f"status: unknown {unknown[0][:40]!r}; "
+                           f"expected one of {', '.join(JOB_STATUSES)}")
+    return names or None
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Get a job: status, progress, timestamps",
+            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST))
 def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
-    return job_out(session, _job_or_404(session, tenant.id, job_id))
+    return job_out(session, job_or_404(session, tenant.id, job_id))
 
 
-@router.get("/{job_id}/pages/{page_no}", response_model=PageOut, responses=ERRORS)
-def get_page(job_id: str, page_no: int, session: SessionDep, tenant: TenantDep, blobs: BlobsDep) -> PageOut:
-    """One page's result; pages are numbered from 1, as a PDF viewer shows them."""
-    _job_or_404(session, tenant.id, job_id)
-    page = job_repo.get_page(session, job_id, page_no)
-    if page is None:
-        raise NotFound(f"job {job_id} has no page {page_no}")
-    result = None
-    if page.status == PageStatus.DONE and page.result_key:
-        result = json.loads(blobs.get(page.result_key))
-    return page_out(page, result)
+@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job",
+             responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST,
+                                       (409, "`job_finished`: the job has already ended")))
+def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> JobOut:
+    """End a job that has not finished: it is `cancelled` at once (one conditional update) and
+    workers stop working on it. Pages already done keep their results."""
+    job = job_or_404(session, tenant.id, job_id)
+    if job.status not in JobStatus.FINAL and job_repo.request_cancel(session, job.id):
+        session.commit()
+        session.refresh(job)
+        log.info("job.cancelled", job_id=job.id)
+        return job_out(session, job)
+    session.rollback()
+    session.refresh(job)
+    raise Conflict(f"job {job.id} has already ended ({job.status})", code="job_finished")
 
 
-@router.get("/{job_id}/result", responses={**ERRORS, 200: {"content": {"application/json": {},
-                                                                        "text/markdown": {}}}})
-def get_result(job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep,
-               format: Literal["json", "markdown"] = Query("json")) -> Response:  # noqa: A002
-    """The whole document, once the job has finished."""
-    job = _job_or_404(session, tenant.id, job_id)
-    if job.status not in JobStatus.FINAL:
-        raise Conflict(f"job {job_id} is {job.status}; the result exists once it has finished",
-                       code="job_not_finished")
-    fmt, media = ("json", "application/json") if format == "json" else ("md", "text/markdown; charset=utf-8")
+@router.delete("/{job_id}", status_code=204, response_class=Response,
+               summary="Delete a job, its pages and its files",
+               responses={204: {"description": "deleted"},
+                          **error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST,
+                                            DELETE_UNAVAILABLE)})
+def delete_job(job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep) -> Response:
+    """Stop the job if it runs, then remove its files and its rows. Irreversible."""
+    job = job_or_404(session, tenant.id, job_id)
+    prefix = BlobKeys.job_prefix(job.tenant_id, job.id)
+    job_repo.request_cancel(session, job.id)  # running work sees a final job and stops
+    session.commit()
+    _delete_blobs(blobs, prefix, strict=True)
+    job_repo.delete_job(session, job.id, job.tenant_id)
+    session.commit()
+    _delete_blobs(blobs, prefix, strict=False)  # whatever in-flight work wrote meanwhile
+    log.info("job.deleted", job_id=job.id)
+    return Response(status_code=204)
+
+
+def _delete_blobs(blobs: BlobStore, prefix: str, *, strict: bool) -> None:
     try:
-        data = blobs.get(BlobKeys.result(job.tenant_id, job.id, fmt))
-    except BlobNotFound as exc:
-        raise NotFound(f"job {job_id} ended {job.status} without a result", code="no_result") from exc
-    return Response(content=data, media_type=media)
+        blobs.delete_prefix(prefix)
+    except TRANSIENT_ERRORS as exc:
+        if strict:
+            raise TransientError("the blob store is not answering; try the delete again") from exc
+        log.warning("job.delete_blobs_failed", prefix=prefix, error=repr(exc)[:200])

@@ -6,11 +6,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tessera.synthetic import char_error_rate, make_encrypted_pdf, make_pdf, make_truncated_pdf, render_text_page
-from tests.utils.tessera_procs import Server, TesseraProcess, create_api_key, run_cli, tessera_env
+from tests.utils.tessera_procs import Server, TesseraProcess, create_api_key, run_cli, s3_client, tessera_env
 
 pytestmark = pytest.mark.slow
 
@@ -78,10 +77,7 @@ def test_three_page_pdf_on_postgres_redis_s3(stack) -> None:  # noqa: ANN001
     assert response.status_code == 202, response.text
     job = client.wait(response.json()["id"])
     assert_pages_match(client, job)
-    s3 = boto3.client("s3", endpoint_url=env["TESSERA_S3_ENDPOINT_URL"],
-                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                      region_name=env["AWS_DEFAULT_REGION"])
+    s3 = s3_client(env)
     listed = s3.list_objects_v2(Bucket=env["TESSERA_S3_BUCKET"], Prefix="")
     keys_in_s3 = {item["Key"].split("/", 2)[-1] for item in listed.get("Contents", [])
                   if f"/{job['id']}/" in item["Key"]}

@@ -89,7 +89,7 @@ def test_tessera_commands(compose):
     assert "serve" in api and "--no-worker" in api and "0.0.0.0" in api and "8000" in api
     assert "migrate" in _cmd(services["migrate"])
     cpu, gpu = _cmd(services["cpu-worker"]), _cmd(services["gpu-worker"])
-    assert cpu[cpu.index("--queues") + 1] == "cpu" and cpu[cpu.index("--concurrency") + 1] == "2"
+    assert cpu[cpu.index("--queues") + 1] == "cpu,webhooks" and cpu[cpu.index("--concurrency") + 1] == "2"
     assert gpu[gpu.index("--queues") + 1] == "gpu" and gpu[gpu.index("--concurrency") + 1] == "1"
 
 

@@ -133,7 +133,7 @@ def test_registry_builds_engines_lazily() -> None:
     assert isinstance(engine, RapidOcrEngine) and engine._ocr is None  # no model loaded yet
     digest = create_engine(Settings(engine="digest"))
     assert isinstance(digest, DigestEngine) and digest.delay_s == 0.0
-    slow = create_engine(SimpleNamespace(engine="digest", digest_delay_s=0.25))
-    assert isinstance(slow, DigestEngine) and slow.delay_s == 0.25
+    slow = create_engine(Settings(engine="digest", digest_delay_s=0.25, digest_busy_s=0.1, digest_poison=True))
+    assert isinstance(slow, DigestEngine) and (slow.delay_s, slow.busy_s, slow.poison) == (0.25, 0.1, True)
     with pytest.raises(ValueError, match="unknown engine"):
         create_engine(SimpleNamespace(engine="tesseract"))

@@ -28,7 +28,9 @@ def tessera_cmd(*args: str) -> list[str]:
 
 def tessera_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
+    # Tests and benches send hundreds of requests a minute from one tenant: rate limiting is
+    # off unless a test turns it on (tests/security/test_rate_limit.py).
+    env.update({"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "TESSERA_RATE_LIMIT_PER_MINUTE": "0"})
     env.update(extra)
     return env
 
@@ -107,10 +109,76 @@ class ApiClient:
         return response.json()
 
     def wait(self, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+        """Poll until the job is final. A 503 (a dependency briefly down) is waited out; any
+        other error status fails the test."""
+        deadline, job = time.monotonic() + timeout, {"status": "unknown"}
         while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if job["status"] in FINAL:
-                return job
+            response = self.http.get(f"/v1/jobs/{job_id}")
+            if response.status_code != 503:
+                response.raise_for_status()
+                job = response.json()
+                if job["status"] in FINAL:
+                    return job
             time.sleep(0.3)
         raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a process (from /proc), e.g. a Celery worker's pool processes."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+class Stack:
+    """API (`serve --no-worker`, which runs the sweeper) + a cpu worker + gpu workers, on one env."""
+
+    def __init__(self, env: dict[str, str], logs: Path, gpu_workers: int = 1, start_gpu: bool = True):
+        self.env, self.logs = env, logs
+        self.server = Server(env, logs / "serve.log", worker=False)
+        self.cpu = TesseraProcess(["worker", "--queues", "cpu"], env, logs / "cpu.log")
+        self.gpus = [self._gpu(i) for i in range(gpu_workers)]
+        self.start_gpu = start_gpu
+
+    def _gpu(self, index: int) -> TesseraProcess:
+        return TesseraProcess(["worker", "--queues", "gpu"], self.env, self.logs / f"gpu-{index}.log")
+
+    def __enter__(self) -> Stack:
+        self.cpu.start()
+        if self.start_gpu:
+            for gpu in self.gpus:
+                gpu.start()
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in (self.server, self.cpu, *self.gpus):
+            process.stop(signal.SIGKILL, timeout=5)
+
+    def start_gpus(self) -> None:
+        for gpu in self.gpus:
+            gpu.start()
+
+    def kill_gpu(self, index: int = 0) -> None:
+        """SIGKILL the whole worker (main process and pool) and start a fresh one."""
+        self.gpus[index].stop(signal.SIGKILL, timeout=5)
+        self.gpus[index].start()
+
+    def gpu_logs(self) -> str:
+        return "\n".join(p.log.read_text(errors="replace") for p in self.gpus if p.log.exists())
+
+
+def s3_client(env: dict[str, str]):  # noqa: ANN201 (boto3 clients are untyped)
+    """A boto3 S3 client for the test S3 server described by a stack_env-style dict."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=env["TESSERA_S3_ENDPOINT_URL"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                        region_name=env["AWS_DEFAULT_REGION"])

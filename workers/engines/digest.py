@@ -7,6 +7,8 @@ recompute the expected result from the stored page image (`expected_text`).
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import time
 
 from PIL import Image
@@ -21,19 +23,35 @@ def expected_text(image: Image.Image) -> str:
     return f"digest:{hashlib.sha256(rgb.tobytes()).hexdigest()} size:{rgb.width}x{rgb.height}"
 
 
+POISON_RGB = (255, 0, 255)  # a page whose top-left pixel is this colour kills its worker (chaos tests)
+
+
+def is_poison(image: Image.Image) -> bool:
+    return image.convert("RGB").getpixel((0, 0)) == POISON_RGB
+
+
 class DigestEngine:
+    """`delay_s` sleeps per page (slow I/O-like work), `busy_s` spins the CPU per page (CPU-bound
+    work, for scaling benchmarks), `poison` makes marked pages SIGKILL their own process."""
+
     name = "digest"
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, busy_s: float = 0.0, poison: bool = False):
         self.delay_s = delay_s
+        self.busy_s = busy_s
+        self.poison = poison
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
         return [self._one(page) for page in pages]
 
     def _one(self, page: PageInput) -> PageResult:
         started = time.perf_counter()
+        if self.poison and is_poison(page.image):
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.delay_s > 0:
             time.sleep(self.delay_s)
+        while time.perf_counter() - started < self.busy_s:
+            hashlib.sha256(b"x" * 65536).digest()
         result = PageResult(text=expected_text(page.image), engine=self.name)
         if TASK_CHARTS in page.tasks:
             result.warnings.append(CHARTS_WARNING)

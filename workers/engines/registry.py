@@ -20,7 +20,8 @@ def create_engine(settings: Settings) -> Engine:
     if settings.engine == "digest":
         from workers.engines.digest import DigestEngine
 
-        return DigestEngine(delay_s=float(getattr(settings, "digest_delay_s", 0.0)))
+        return DigestEngine(delay_s=settings.digest_delay_s, busy_s=settings.digest_busy_s,
+                            poison=settings.digest_poison)
     if settings.engine == "internvl":
         from workers.internvl.engine import InternVLEngine
 

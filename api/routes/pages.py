@@ -1,0 +1,109 @@
+"""/v1/jobs/{id}/pages and /result: what a job produced, page by page or as one document."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+
+from api import pagination
+from api.charts_csv import to_csv
+from api.deps import BlobsDep, SessionDep, TenantDep
+from api.presenters import page_out, page_summary
+from api.routes.jobs import job_or_404
+from api.schemas import (
+    INVALID_CURSOR,
+    INVALID_REQUEST,
+    JOB_NOT_FOUND,
+    UNAUTHORIZED,
+    PageList,
+    PageOut,
+    error_responses,
+)
+from storage import jobs as job_repo
+from storage.blobs import BlobKeys, BlobNotFound, BlobStore
+from storage.models import JobStatus, Page, PageStatus
+from tessera.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/v1/jobs", tags=["pages"])
+PageNo = Annotated[int, Path(ge=1, le=pagination.MAX_PAGE_NO, description="from 1, like a PDF viewer")]
+ResultFormat = Literal["json", "markdown", "csv"]
+STORED = {"json": ("json", "application/json"), "markdown": ("md", "text/markdown; charset=utf-8")}
+RESULT_OK = {
+    "description": "json: the document (every page with its text, charts, tiles); markdown: the "
+                   "text in reading order; csv: every chart table (layout: api/charts_csv.py)",
+    "content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
+}
+RESULT_ERRORS = error_responses(
+    UNAUTHORIZED, INVALID_REQUEST,
+    (404, "`not_found`: no such job; `no_result`: it ended without a result"),
+    (409, "`job_not_finished`: the result exists once the job has ended"),
+)
+
+
+@router.get("/{job_id}/pages", response_model=PageList, summary="List a job's pages",
+            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST, INVALID_CURSOR))
+def list_pages(
+    job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="pages per response")] = 50,
+    cursor: Annotated[str | None, Query(description="the previous response's `next_cursor`")] = None,
+    include: Annotated[Literal["text"] | None, Query(description="`text`: add the full text")] = None,
+) -> PageList:
+    """Status, size, engine and a text preview of each page, in page order, `limit` at a time."""
+    job = job_or_404(session, tenant.id, job_id)
+    after = pagination.decode_page_cursor(cursor) if cursor is not None else 0
+    pages = job_repo.list_pages(session, job.id, after=after, limit=limit + 1)
+    more, pages = len(pages) > limit, pages[:limit]
+    entries = [page_summary(page, _text(blobs, page) if include else None) for page in pages]
+    next_cursor = pagination.page_cursor(pages[-1].page_no) if more else None
+    return PageList(pages=entries, next_cursor=next_cursor)
+
+
+def _text(blobs: BlobStore, page: Page) -> str | None:
+    result = _page_result(blobs, page)
+    return None if result is None else result.get("text")
+
+
+def _page_result(blobs: BlobStore, page: Page) -> dict | None:
+    if page.status != PageStatus.DONE or not page.result_key:
+        return None
+    try:
+        return json.loads(blobs.get(page.result_key))
+    except BlobNotFound:
+        return None
+
+
+@router.get("/{job_id}/pages/{page_no}", response_model=PageOut, summary="Get one page's result",
+            responses=error_responses(UNAUTHORIZED, INVALID_REQUEST,
+                                      (404, "`not_found`: no such job for this tenant, or page")))
+def get_page(job_id: str, page_no: PageNo, session: SessionDep, tenant: TenantDep,
+             blobs: BlobsDep) -> PageOut:
+    """One page's text, charts, tiles, engine and timings; pages are numbered from 1."""
+    job_or_404(session, tenant.id, job_id)
+    page = job_repo.get_page(session, job_id, page_no)
+    if page is None:
+        raise NotFound(f"job {job_id} has no page {page_no}")
+    return page_out(page, _page_result(blobs, page))
+
+
+@router.get("/{job_id}/result", response_class=Response, summary="Get the whole document's result",
+            responses={200: RESULT_OK, **RESULT_ERRORS})
+def get_result(job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep,
+               format: ResultFormat = Query("json")) -> Response:  # noqa: A002
+    """The whole document, once the job has ended. `csv` lists every chart table, one line per
+    table row: page, chart, title, row (0 = the table's column names), col_1..col_N."""
+    job = job_or_404(session, tenant.id, job_id)
+    if job.status not in JobStatus.FINAL:
+        raise Conflict(f"job {job_id} is {job.status}; the result exists once it has finished",
+                       code="job_not_finished")
+    suffix, media = STORED.get(format, STORED["json"])
+    try:
+        data = blobs.get(BlobKeys.result(job.tenant_id, job.id, suffix))
+    except BlobNotFound as exc:
+        raise NotFound(f"job {job_id} ended {job.status} without a result", code="no_result") from exc
+    if format == "csv":
+        return Response(content=to_csv(json.loads(data)), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'})
+    return Response(content=data, media_type=media)
