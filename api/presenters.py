@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -12,13 +11,6 @@ from api.schemas import ErrorInfo, JobOut, PageOut, PageSummary, ProgressOut
 from storage import jobs as job_repo
 from storage.models import Job, Page, PageStatus
 
-PRIVATE_OPTION_PREFIX = "_"  # server-side bookkeeping kept in jobs.options (e.g. _request_sha256)
-
-
-def public_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (options or {}).items() if not k.startswith(PRIVATE_OPTION_PREFIX)}
-
-
 def job_out(session: Session, job: Job, progress: job_repo.Progress | None = None) -> JobOut:
     """`progress` may be passed when it was computed for many jobs at once (listings)."""
     progress = progress or job_repo.progress(session, job)
@@ -26,7 +18,7 @@ def job_out(session: Session, job: Job, progress: job_repo.Progress | None = Non
     error = _error(job.error_code, job.error_message)
     return JobOut(
         id=job.id, status=job.status, filename=job.filename, media_type=job.media_type,
-        input_sha256=job.input_sha256, options=public_options(job.options),
+        input_sha256=job.input_sha256, options=job.options,
         page_count=job.page_count, progress=ProgressOut(**progress.__dict__), error=error,
         cancel_requested=bool(job.cancel_requested), batch_id=getattr(job, "batch_id", None),
         created_at=as_utc(job.created_at), started_at=_utc(job.started_at),

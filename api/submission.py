@@ -29,7 +29,6 @@ from workers.enqueue import Enqueuer
 
 log = structlog.get_logger(__name__)
 READ_CHUNK = 1024 * 1024
-REQUEST_SHA256 = "_request_sha256"  # in jobs.options until jobs has a column of its own
 
 
 def parse_options(raw: str | None) -> JobOptions:
@@ -86,9 +85,7 @@ def create_job(session: Session, blobs: BlobStore, enqueue: Enqueuer, settings: 
     job = Job(id=new_id(), tenant_id=tenant_id, filename=safe_display_name(filename),
               media_type=info.media_type, input_sha256=input_sha256,
               input_size=len(data), options=options.model_dump(exclude_none=True),
-              idempotency_key=idempotency_key)
-    if idempotency_key:
-        job.options[REQUEST_SHA256] = fingerprint
+              idempotency_key=idempotency_key, request_sha256=fingerprint)
     blobs.put(BlobKeys.input(tenant_id, job.id), data, info.media_type)
     session.add(job)
     try:
@@ -107,17 +104,16 @@ def create_job(session: Session, blobs: BlobStore, enqueue: Enqueuer, settings: 
 def request_fingerprint(input_sha256: str, options: dict) -> str:
     """sha256 over the input's sha256 and the options as canonical JSON (defaults filled in,
     keys sorted, tasks as a set), so equivalent requests share a fingerprint."""
-    public = {k: v for k, v in options.items() if not k.startswith("_")}
-    if isinstance(public.get("tasks"), list):
-        public["tasks"] = sorted(public["tasks"])
-    canonical = json.dumps(public, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical_options = dict(options)
+    if isinstance(canonical_options.get("tasks"), list):
+        canonical_options["tasks"] = sorted(canonical_options["tasks"])
+    canonical = json.dumps(canonical_options, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{input_sha256}\n{canonical}".encode()).hexdigest()
 
 
 def _replay(existing: Job, fingerprint: str) -> Job:
     """The first job of an Idempotency-Key, if this request is the same request."""
-    stored = existing.options.get(REQUEST_SHA256) or request_fingerprint(existing.input_sha256,
-                                                                         existing.options)
+    stored = existing.request_sha256 or request_fingerprint(existing.input_sha256, existing.options)
     if stored != fingerprint:
         raise Conflict(f"the Idempotency-Key was first used for another request (job {existing.id}); "
                        "use a new key for a different file or options", code="idempotency_conflict")

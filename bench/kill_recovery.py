@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from tests.utils.services import S3_CLIENT_ENV, PostgresServer, RedisServer, s3_server  # noqa: E402
+from tests.utils.services import stack_services  # noqa: E402
 from tests.utils.tessera_procs import Stack, create_api_key, run_cli, tessera_env  # noqa: E402
 
 
@@ -50,14 +50,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-kill-"))
-    root.chmod(0o755)
     with ExitStack() as stack_:
-        pg = stack_.enter_context(PostgresServer(root / "pg"))
-        redis = stack_.enter_context(RedisServer(root / "redis"))
-        endpoint, bucket = stack_.enter_context(s3_server(root / "s3"))
-        env = tessera_env({"TESSERA_DATABASE_URL": pg.url, "TESSERA_BROKER_URL": redis.url,
-                           "TESSERA_S3_ENDPOINT_URL": endpoint, "TESSERA_S3_BUCKET": bucket, **S3_CLIENT_ENV,
-                           "TESSERA_ENGINE": "digest", "TESSERA_DIGEST_DELAY_S": "4",
+        services = stack_.enter_context(stack_services(root))
+        env = tessera_env({**services, "TESSERA_ENGINE": "digest", "TESSERA_DIGEST_DELAY_S": "4",
                            "TESSERA_LEASE_S": str(args.lease), "TESSERA_SWEEP_INTERVAL_S": str(args.sweep),
                            "TESSERA_HOME": str(root / "home")})
         run_cli(env, "migrate")

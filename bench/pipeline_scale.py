@@ -15,14 +15,13 @@ import io
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from tests.utils.services import S3_CLIENT_ENV, PostgresServer, RedisServer, s3_server  # noqa: E402
+from tests.utils.services import stack_services  # noqa: E402
 from tests.utils.tessera_procs import Stack, create_api_key, run_cli, tessera_env  # noqa: E402
 
 
@@ -55,13 +54,7 @@ def main() -> None:
     parser.add_argument("--busy", type=float, default=0.25)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    root.chmod(0o755)
-    with ExitStack() as stack:
-        pg = stack.enter_context(PostgresServer(root / "pg"))
-        redis = stack.enter_context(RedisServer(root / "redis"))
-        endpoint, bucket = stack.enter_context(s3_server(root / "s3"))
-        services = {"TESSERA_DATABASE_URL": pg.url, "TESSERA_BROKER_URL": redis.url,
-                    "TESSERA_S3_ENDPOINT_URL": endpoint, "TESSERA_S3_BUCKET": bucket, **S3_CLIENT_ENV}
+    with stack_services(root) as services:
         run_cli(tessera_env(services), "migrate")
         seconds = run(services, root / "overhead", workers=1, busy=0.0, batch=1, docs=args.docs)
         print(f"pipeline overhead (digest, no work, batch 1, 1 worker): {1000 * seconds / args.docs:.0f} ms/page "

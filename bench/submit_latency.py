@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.utils.services import S3_CLIENT_ENV, PostgresServer, RedisServer, s3_server  # noqa: E402
+from tests.utils.services import stack_services  # noqa: E402
 from tests.utils.tessera_procs import Server, TesseraProcess, create_api_key, run_cli, tessera_env  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "english-prose.pdf"
@@ -50,12 +50,8 @@ def embedded(work: Path, engine: str, runs: int) -> list[float]:
 
 def stack(work: Path, engine: str, runs: int) -> list[float]:
     with ExitStack() as stack_:
-        pg = stack_.enter_context(PostgresServer(work / "pg"))
-        redis = stack_.enter_context(RedisServer(work / "redis"))
-        endpoint, bucket = stack_.enter_context(s3_server(work / "s3"))
-        env = tessera_env({"TESSERA_DATABASE_URL": pg.url, "TESSERA_BROKER_URL": redis.url,
-                           "TESSERA_S3_ENDPOINT_URL": endpoint, "TESSERA_S3_BUCKET": bucket,
-                           "TESSERA_ENGINE": engine, "TESSERA_HOME": str(work / "home"), **S3_CLIENT_ENV})
+        services = stack_.enter_context(stack_services(work / "services"))
+        env = tessera_env({**services, "TESSERA_ENGINE": engine, "TESSERA_HOME": str(work / "home")})
         run_cli(env, "migrate")
         key = create_api_key(env, "bench")
         worker = TesseraProcess(["worker", "--queues", "cpu,gpu"], env, work / "worker.log").start()

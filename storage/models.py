@@ -98,6 +98,8 @@ class Job(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     page_count: Mapped[int | None] = mapped_column(Integer, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    # sha256 over the input and canonical options: an Idempotency-Key replay must match it.
+    request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -7,6 +7,7 @@ it receives a Settings object.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +60,9 @@ def serve(
         recover(runtime, enqueuer, all_running=settings.embedded)
         supervisor.start()
     sweeper = Sweeper(runtime, enqueuer).start()
+    # uvicorn re-raises SIGTERM once it has shut down; turn it into SystemExit so the
+    # `finally` below still stops the worker.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning")
     finally:

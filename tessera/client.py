@@ -22,10 +22,15 @@ class TesseraClient:
         self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
                                  headers={"Authorization": f"Bearer {api_key}"})
 
-    def submit(self, path: Path, options: str | None = None) -> dict[str, Any]:
-        with path.open("rb") as handle:
-            data = {"options": options} if options else None
-            response = self.http.post("/v1/jobs", files={"file": (path.name, handle)}, data=data)
+    def submit(self, path: Path, options: str | None = None, max_waits: int = 5) -> dict[str, Any]:
+        """POST one file; a 429 is waited out (Retry-After) up to `max_waits` times."""
+        for _ in range(max_waits):
+            with path.open("rb") as handle:
+                data = {"options": options} if options else None
+                response = self.http.post("/v1/jobs", files={"file": (path.name, handle)}, data=data)
+            if response.status_code != 429:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After", "5")), 60.0))
         return _json_or_raise(response)
 
     def job(self, job_id: str) -> dict[str, Any]:

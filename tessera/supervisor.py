@@ -6,6 +6,8 @@ engine, neither of which belongs in the API's process.
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +17,13 @@ import structlog
 
 log = structlog.get_logger(__name__)
 RESTART_DELAY_S = 2.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM when `serve` dies, however
+    it dies (even SIGKILL), so no worker outlives its server."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class WorkerSupervisor:
@@ -27,8 +36,11 @@ class WorkerSupervisor:
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        self.process = self._spawn()
         self._thread.start()
+
+    def _spawn(self) -> subprocess.Popen:
+        return subprocess.Popen(self.argv, preexec_fn=_die_with_parent)  # noqa: PLW1509
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
@@ -36,7 +48,7 @@ class WorkerSupervisor:
                 log.warning("worker.exited", code=self.process.returncode, restarts=self.restarts)
                 time.sleep(RESTART_DELAY_S)
                 if not self._stopping.is_set():
-                    self.process = subprocess.Popen(self.argv)
+                    self.process = self._spawn()
                     self.restarts += 1
 
     def check(self) -> None:

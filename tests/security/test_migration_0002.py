@@ -74,3 +74,18 @@ def test_0002_up_down_up_keeps_the_data(url: str) -> None:
     assert "batch_id" not in columns(url, "jobs") and count_pages(url) == 1
     upgrade(url, "0002")
     assert "batch_id" in columns(url, "jobs") and count_pages(url) == 1
+
+
+def test_0003_request_sha256_up_down_up_keeps_the_data(url: str) -> None:
+    upgrade(url, "0001")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        for statement in ROWS:
+            connection.execute(text(statement))
+    engine.dispose()
+    upgrade(url, "head")
+    assert "request_sha256" in columns(url, "jobs") and count_pages(url) == 1
+    command.downgrade(alembic_config(url), "0002")
+    assert "request_sha256" not in columns(url, "jobs") and count_pages(url) == 1
+    upgrade(url, "head")
+    assert "request_sha256" in columns(url, "jobs") and count_pages(url) == 1

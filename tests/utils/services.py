@@ -344,3 +344,15 @@ def _moto(workdir: Path) -> Iterator[tuple[str, str]]:
         yield endpoint, S3_BUCKET
     finally:
         _stop(proc, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def stack_services(root: Path) -> Iterator[dict[str, str]]:
+    """PostgreSQL, Redis and S3 under `root` for a benchmark, as the environment a Tessera
+    process needs (TESSERA_DATABASE_URL, _BROKER_URL, _S3_*, AWS_*)."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # the postgres user must reach its data folder
+    with PostgresServer(root / "pg") as pg, RedisServer(root / "redis") as redis, \
+            s3_server(root / "s3") as (endpoint, bucket):
+        yield {"TESSERA_DATABASE_URL": pg.url, "TESSERA_BROKER_URL": redis.url,
+               "TESSERA_S3_ENDPOINT_URL": endpoint, "TESSERA_S3_BUCKET": bucket, **S3_CLIENT_ENV}
