@@ -30,6 +30,7 @@ import structlog
 from storage import webhooks as outbox
 from storage.models import utcnow
 from tessera.errors import TRANSIENT_ERRORS, InvalidInput
+from tessera.netguard import check_url, guarded_client, guarded_send
 from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
 
@@ -95,7 +96,6 @@ def deliver(rt: Runtime, delivery_id: str, now: datetime | None = None) -> Outco
 
 def _post(rt: Runtime, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
     """(HTTP status, error or None). An error starting with 'refused' is not retried."""
-    from api.sources import check_url, guarded_client, guarded_send
 
     settings = rt.settings
     try:

@@ -113,17 +113,19 @@ OPENAPI_BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
-SUBMIT_RESPONSES = {200: {"model": BatchOut, "description": "an Idempotency-Key replay: the first batch"},
-                    400: {"model": ErrorBody, "description": "`bad_request`: the multipart body "
-                                                             "cannot be parsed"},
-                    **ERRORS}
+SUBMIT_RESPONSES = {
+    200: {"model": BatchOut, "description": "an Idempotency-Key replay: the first batch"},
+    400: {"model": ErrorBody, "description": "`bad_request`: the multipart body cannot be parsed"},
+    **ERRORS,
+}
 
 
 @router.post("", status_code=202, response_model=BatchOut, responses=SUBMIT_RESPONSES,
              openapi_extra=OPENAPI_BODY)
 async def submit_batch(
     request: Request, session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep,
-    settings: SettingsDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> JSONResponse:
     """Queue one job per document of an archive or a list of sources (202; 200 on a replay)."""
     content_type = request.headers.get("content-type", "").lower()
@@ -238,10 +240,11 @@ def _submit(session: Session, blobs, enqueue: Enqueuer, settings: Settings, *,  
 
 def _new_batch(session: Session, tenant_id: str, source: str, webhook_url: str | None,
                options: JobOptions, idempotency_key: str | None) -> Batch:
-    batch = batch_repo.create_batch(session, tenant_id=tenant_id, source=source, webhook_url=webhook_url,
-                                    options=options.model_dump(exclude_none=True),
-                                    idempotency_key=idempotency_key)
-    try:
+    try:  # create_batch flushes: a duplicate key fails there, before the commit
+        batch = batch_repo.create_batch(session, tenant_id=tenant_id, source=source,
+                                        webhook_url=webhook_url,
+                                        options=options.model_dump(exclude_none=True),
+                                        idempotency_key=idempotency_key)
         session.commit()
     except IntegrityError:  # a concurrent request with the same key made it first: resume that one
         session.rollback()

@@ -60,6 +60,8 @@ MAX_STREAM_S = 3600.0  # then the client reconnects with Last-Event-ID
 RESUME_GRACE = timedelta(seconds=2)
 RETRY_MS = 3000
 FETCH_CHUNK = 500
+
+
 def _event_schema(kind: str, id_pattern: str | None, data_schema: str) -> dict:
     """One event of the stream, as SSE parsers see it (`event`, `id`, `data`); Open API before
     3.2 has the `schema` of an event stream describe each event, with its JSON in `data`."""

@@ -69,7 +69,7 @@ async def submit_job(
     options: Annotated[str | None, Form(
         description='JobOptions as JSON, e.g. {"max_tiles": 12, "pages": "1-3"}',
         json_schema_extra=OPTIONS_FIELD)] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255, description=(
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255, description=(
         "the same key with the same file and options returns the first job (200); "
         "with another file or options: 409 idempotency_conflict"))] = None,
 ) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""The guard on client-given URLs (api/sources.py), against a real HTTP server on 127.0.0.1."""
+"""The guard on client-given URLs (tessera/netguard.py, api/sources.py), against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 import api.sources as sources
-from api.sources import fetch_url, is_public
+from api.sources import fetch_url
+from tessera import netguard
+from tessera.netguard import is_public
 from tessera.config import Settings
 from tessera.errors import PayloadTooLarge, SourceNotAllowed, SourceNotFound, SourceUnavailable
 from tests.data.hostile import corpus
@@ -74,7 +76,7 @@ def test_redirects_are_followed_and_rechecked(web: LocalHttp, tmp_path: Path,
     with pytest.raises(SourceNotAllowed):
         fetch_url(web.url + "/to-file", settings(tmp_path))
     # Treat 127.0.0.1 as public and 127.0.0.2 as private: the first hop passes, the redirect does not.
-    monkeypatch.setattr(sources, "is_public", lambda ip: str(ip) == "127.0.0.1")
+    monkeypatch.setattr(netguard, "is_public", lambda ip: str(ip) == "127.0.0.1")
     web.serve("/to-private", Reply(307, headers={"Location": f"http://127.0.0.2:{web.port}/doc.pdf"}))
     with pytest.raises(SourceNotAllowed):
         fetch_url(web.url + "/to-private", settings(tmp_path, allow_private_urls=False))
@@ -102,7 +104,7 @@ def test_connects_to_the_address_it_checked(web: LocalHttp, tmp_path: Path,
         def getaddrinfo(host: str, *args: object, **kwargs: object) -> list:
             return real("127.0.0.1" if host == "rebind.invalid" else host, *args, **kwargs)
 
-    monkeypatch.setattr(sources, "socket", Resolver)
+    monkeypatch.setattr(netguard, "socket", Resolver)
     web.serve("/doc.pdf", Reply(200, PDF))
     assert fetch_url(f"http://rebind.invalid:{web.port}/doc.pdf", settings(tmp_path)) == PDF
     assert web.received("/doc.pdf")[0].headers["host"] == f"rebind.invalid:{web.port}"
