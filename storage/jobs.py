@@ -37,14 +37,7 @@ def find_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job |
 
 
 def progress(session: Session, job: Job) -> Progress:
-    counts = dict(
-        session.execute(
-            select(Page.status, func.count()).where(Page.job_id == job.id).group_by(Page.status)
-        ).all()
-    )
-    failed = counts.get(PageStatus.FAILED, 0) + counts.get(PageStatus.DEAD, 0)
-    total = job.page_count if job.page_count is not None else sum(counts.values())
-    return Progress(pages_total=total, pages_done=counts.get(PageStatus.DONE, 0), pages_failed=failed)
+    return progress_many(session, [job])[job.id]
 
 
 def transition_job(
@@ -77,9 +70,7 @@ def _record_finished_webhooks(session: Session, job_id: str) -> None:
 
 def fail_job(session: Session, job_id: str, code: str, message: str) -> bool:
     """Fail a job that is not final yet (whatever stage it reached)."""
-    open_statuses = tuple(s for s in (JobStatus.QUEUED, JobStatus.SPLITTING, JobStatus.PROCESSING,
-                                      JobStatus.ASSEMBLING))
-    return transition_job(session, job_id, open_statuses, JobStatus.FAILED,
+    return transition_job(session, job_id, JobStatus.OPEN, JobStatus.FAILED,
                           error_code=code, error_message=message[:2000])
 
 
@@ -196,8 +187,6 @@ def cancel_requested(session: Session, job_id: str) -> bool:
 
 # --- Reads and writes for the REST API: listing, pagination, events, cancel, delete ---------
 
-OPEN_STATUSES = (JobStatus.QUEUED, JobStatus.SPLITTING, JobStatus.PROCESSING, JobStatus.ASSEMBLING)
-
 
 def list_jobs(session: Session, tenant_id: str, *, statuses: list[str] | None = None,
               batch_id: str | None = None, before: tuple[datetime, str] | None = None,
@@ -266,7 +255,7 @@ def pages_numbered(session: Session, job_id: str, numbers: list[int]) -> list[Pa
 def request_cancel(session: Session, job_id: str) -> bool:
     """Flag the job and end it as `cancelled` in one conditional UPDATE; False if it was already
     final. Workers see a final job and stop; a split that is running stops at its next page."""
-    return transition_job(session, job_id, OPEN_STATUSES, JobStatus.CANCELLED, cancel_requested=True)
+    return transition_job(session, job_id, JobStatus.OPEN, JobStatus.CANCELLED, cancel_requested=True)
 
 
 def delete_job(session: Session, job_id: str, tenant_id: str) -> bool:

@@ -43,6 +43,7 @@ class JobStatus:
     FAILED = "failed"
     CANCELLED = "cancelled"
     FINAL = (SUCCEEDED, PARTIALLY_SUCCEEDED, FAILED, CANCELLED)
+    OPEN = (QUEUED, SPLITTING, PROCESSING, ASSEMBLING)
 
 
 class PageStatus:

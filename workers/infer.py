@@ -60,9 +60,10 @@ def assemble_if_complete(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
         enqueue.assemble(job_id)
 
 
-def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Page], dict[str, dict]]:
+def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Page], dict[str, dict | None]]:
     """Claim this task's pages (topped up, or one retried page alone); returns them with their
-    jobs' options by job id. Pages this task will not run are sent again in their own messages."""
+    jobs' options by job id (None: the job no longer wants work). Pages this task will not run
+    are sent again in their own messages."""
     lease = utcnow() + timedelta(seconds=rt.settings.lease_s)
     with rt.sessions.begin() as session:
         waiting = job_repo.claimable(session, page_ids)
@@ -81,19 +82,19 @@ def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Pa
     return pages, options
 
 
-def _options(session, job_id: str) -> dict:  # noqa: ANN001
+def _options(session, job_id: str) -> dict | None:  # noqa: ANN001
     job = job_repo.get_job(session, job_id)
     if job is None or job.status != JobStatus.PROCESSING or job.cancel_requested:
-        return {"_cancelled": True}
+        return None
     return dict(job.options)
 
 
-def _drop_cancelled(rt: Runtime, pages: list[Page], options: dict[str, dict]) -> list[Page]:
+def _drop_cancelled(rt: Runtime, pages: list[Page], options: dict[str, dict | None]) -> list[Page]:
     """Pages of a cancelled (or deleted, or already ended) job end here: no engine work for them."""
     live = []
     with rt.sessions.begin() as session:
         for page in pages:
-            if options[page.job_id].get("_cancelled"):
+            if options[page.job_id] is None:
                 job_repo.finish_page(session, page, PageStatus.FAILED, error_code="cancelled",
                                      error_message="the job was cancelled")
             else:

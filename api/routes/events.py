@@ -124,7 +124,7 @@ def job_events(
 
 def parse_last_event_id(value: str | None) -> Resume:
     kind, _, rest = (value or "").strip()[:100].partition(":")
-    if kind == "status" and rest in (*job_repo.OPEN_STATUSES, *JobStatus.FINAL):
+    if kind == "status" and rest in (*JobStatus.OPEN, *JobStatus.FINAL):
         return Resume(status=rest)
     if kind == "page" and rest.isascii() and rest.isdigit() and 1 <= int(rest) <= MAX_PAGE_NO:
         return Resume(page=int(rest))

@@ -31,7 +31,7 @@ from tessera.errors import TRANSIENT_ERRORS, Conflict, InvalidInput, NotFound, T
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-JOB_STATUSES = (*job_repo.OPEN_STATUSES, *JobStatus.FINAL)
+JOB_STATUSES = (*JobStatus.OPEN, *JobStatus.FINAL)
 OPTIONS_FIELD = {"contentMediaType": "application/json",
                  "contentSchema": JobOptions.model_json_schema()}
 SUBMIT_ERRORS = error_responses(

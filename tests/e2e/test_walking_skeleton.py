@@ -78,8 +78,8 @@ def test_three_page_pdf_on_postgres_redis_s3(stack) -> None:  # noqa: ANN001
     job = client.wait(response.json()["id"])
     assert_pages_match(client, job)
     s3 = s3_client(env)
-    listed = s3.list_objects_v2(Bucket=env["TESSERA_S3_BUCKET"], Prefix="")
-    keys_in_s3 = {item["Key"].split("/", 2)[-1] for item in listed.get("Contents", [])
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["TESSERA_S3_BUCKET"])  # shared bucket
+    keys_in_s3 = {item["Key"].split("/", 2)[-1] for page in pages for item in page.get("Contents", [])
                   if f"/{job['id']}/" in item["Key"]}
     assert {"input", "pages/00001.png", "results/00003.json", "result.json", "result.md"} <= keys_in_s3
 

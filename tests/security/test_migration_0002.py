@@ -54,13 +54,18 @@ def count_pages(url: str) -> int:
         engine.dispose()
 
 
-def test_0002_up_down_up_keeps_the_data(url: str) -> None:
+def seed_at_0001(url: str) -> None:
+    """The schema at 0001 with a tenant, a job and a page in it."""
     upgrade(url, "0001")
     engine = make_engine(url)
     with engine.begin() as connection:
         for statement in ROWS:
             connection.execute(text(statement))
     engine.dispose()
+
+
+def test_0002_up_down_up_keeps_the_data(url: str) -> None:
+    seed_at_0001(url)
     upgrade(url, "0002")
     assert {"batch_id"} <= columns(url, "jobs") and {"webhook_secret"} <= columns(url, "tenants")
     assert {"event", "payload", "attempts", "next_try_at", "delivered_at", "last_error"} <= columns(
@@ -77,12 +82,7 @@ def test_0002_up_down_up_keeps_the_data(url: str) -> None:
 
 
 def test_0003_request_sha256_up_down_up_keeps_the_data(url: str) -> None:
-    upgrade(url, "0001")
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        for statement in ROWS:
-            connection.execute(text(statement))
-    engine.dispose()
+    seed_at_0001(url)
     upgrade(url, "head")
     assert "request_sha256" in columns(url, "jobs") and count_pages(url) == 1
     command.downgrade(alembic_config(url), "0002")
