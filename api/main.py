@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import make_asgi_app
 
-from api import webhooks_api
+from api import metrics, webhooks_api
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, install_rate_limit
 from api.routes import batches, dashboard, events, health, jobs, pages
@@ -31,5 +30,6 @@ def create_app(settings: Settings, worker_supervisor: object | None = None) -> F
     app.include_router(webhooks_api.router, dependencies=[RateLimit])
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")
-    app.mount("/metrics", make_asgi_app())
+    app.state.metrics_registry = metrics.metrics_registry(app.state.runtime)
+    app.include_router(metrics.router)
     return app

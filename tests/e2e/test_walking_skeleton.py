@@ -129,3 +129,14 @@ def test_job_submitted_before_a_restart_completes_after_it(tmp_path: Path) -> No
         assert_pages_match(restarted.client(key), restarted.client(key).wait(job_id))
     finally:
         restarted.stop()
+
+
+def test_metrics_count_jobs_and_pages_from_the_database(stack) -> None:  # noqa: ANN001
+    server, keys, _ = stack
+    client = server.client(keys["alice"])
+    client.wait(client.submit(three_page_pdf(), "m.pdf", options={"pages": "2"}).json()["id"])
+    text = client.http.get("/metrics").text
+    succeeded = next(line for line in text.splitlines() if line.startswith('tessera_jobs{status="succeeded"}'))
+    done = next(line for line in text.splitlines() if line.startswith('tessera_pages{status="done"}'))
+    assert float(succeeded.split()[-1]) >= 1 and float(done.split()[-1]) >= 1
+    assert "tessera_oldest_waiting_page_seconds" in text and "process_cpu_seconds_total" in text

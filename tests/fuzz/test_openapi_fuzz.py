@@ -39,7 +39,7 @@ MAX_EXAMPLES = int(os.environ.get("TESSERA_FUZZ_MAX_EXAMPLES", "40"))
 REQUEST_TIMEOUT_S = 30.0
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-EXPECTED_OPERATIONS = 15  # every route of the v1 contract, /healthz, /readyz and the dashboard
+EXPECTED_OPERATIONS = 16  # the v1 contract, /healthz, /readyz, /metrics and the dashboard
 
 settings.register_profile(
     "tessera-fuzz",
