@@ -10,7 +10,6 @@ whole worker is SIGKILLed and a new one started at once; the figure is kill -> p
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import tempfile
@@ -20,20 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PIL import Image  # noqa: E402
-
+from tessera.synthetic import label_png  # noqa: E402
 from tests.utils.services import stack_services  # noqa: E402
 from tests.utils.tessera_procs import Stack, create_api_key, run_cli, tessera_env  # noqa: E402
 
 
-def png(index: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), (index % 256, 0, 0)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def one_run(stack: Stack, client, index: int) -> float:  # noqa: ANN001
-    job_id = client.submit(png(index), "p.png").json()["id"]
+    job_id = client.submit(label_png(f"kill run {index}"), "p.png").json()["id"]
     while client.http.get(f"/v1/jobs/{job_id}/pages/1").json().get("status") != "running":
         time.sleep(0.05)
     killed = time.perf_counter()

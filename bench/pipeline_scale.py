@@ -11,7 +11,6 @@ Overhead is measured with busy=0, batch 1, one worker: wall seconds per page min
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -19,18 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PIL import Image, ImageDraw  # noqa: E402
-
+from tessera.synthetic import label_png  # noqa: E402
 from tests.utils.services import stack_services  # noqa: E402
 from tests.utils.tessera_procs import Stack, create_api_key, run_cli, tessera_env  # noqa: E402
-
-
-def page_png(index: int) -> bytes:
-    image = Image.new("RGB", (200, 80), "white")
-    ImageDraw.Draw(image).text((10, 30), f"bench page {index}", fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def run(services: dict[str, str], work: Path, *, workers: int, busy: float, batch: int, docs: int) -> float:
@@ -40,9 +30,9 @@ def run(services: dict[str, str], work: Path, *, workers: int, busy: float, batc
     key = create_api_key(env, "bench")
     with Stack(env, work, gpu_workers=workers) as stack:
         client = stack.server.client(key)
-        client.wait(client.submit(page_png(-1), "warm.png").json()["id"])  # engine + connections warm
+        client.wait(client.submit(label_png("warm-up"), "warm.png").json()["id"])  # engine + connections warm
         started = time.perf_counter()
-        ids = [client.submit(page_png(i), f"{i}.png").json()["id"] for i in range(docs)]
+        ids = [client.submit(label_png(f"bench page {i}"), f"{i}.png").json()["id"] for i in range(docs)]
         for job_id in ids:
             assert client.wait(job_id, timeout=600)["status"] == "succeeded"
         return time.perf_counter() - started

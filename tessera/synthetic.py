@@ -265,3 +265,13 @@ def char_error_rate(predicted: str, truth: str) -> float:
     """Levenshtein distance / truth length, whitespace removed from both sides."""
     pred, ref = "".join(predicted.split()), "".join(truth.split())
     return levenshtein(pred, ref) / max(len(ref), 1)
+
+
+def label_png(text: str, size: tuple[int, int] = (200, 80)) -> bytes:
+    """A small PNG with one line of text (Pillow's built-in font): a distinct one-page
+    document for pipeline tests and benchmarks, where only its pixels matter."""
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text((10, size[1] // 2 - 8), text, fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

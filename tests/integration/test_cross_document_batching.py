@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 
+from tessera.synthetic import label_png
 from tests.utils.tessera_procs import Stack, create_api_key, run_cli, tessera_env
 
 pytestmark = pytest.mark.slow
 DOCUMENTS, BATCH = 200, 8
-
-
-def one_page_png(index: int) -> bytes:
-    image = Image.new("RGB", (160, 60), "white")
-    ImageDraw.Draw(image).text((10, 20), f"document {index}", fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_two_hundred_one_page_documents_run_in_full_batches(stack_env: dict[str, str], tmp_path: Path) -> None:
@@ -32,7 +23,7 @@ def test_two_hundred_one_page_documents_run_in_full_batches(stack_env: dict[str,
     with Stack(env, tmp_path, start_gpu=False) as stack:  # no gpu worker yet: let the pages queue up
         client = stack.server.client(key)
         with ThreadPoolExecutor(4) as pool:
-            ids = list(pool.map(lambda i: client.submit(one_page_png(i), f"d{i}.png").json()["id"],
+            ids = list(pool.map(lambda i: client.submit(label_png(f"document {i}"), f"d{i}.png").json()["id"],
                                 range(DOCUMENTS)))
         deadline = time.monotonic() + 120
         while any(client.job(job_id)["status"] != "processing" for job_id in ids[-5:]):
