@@ -40,8 +40,10 @@ class Settings(BaseSettings):
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)
     internvl_system_message: str = "You are an AI assistant whose name is InternLM (书生·浦语)."
     internvl_vision_chunk_tiles: int = Field(128, ge=1)
-    # Cap on padded prompt tokens per generate call (bounds prefill memory on 41-tile pages).
+    # Cap on padded prompt tokens per batch (the KV cache grows with it: 41-tile pages).
     internvl_max_batch_tokens: int | None = Field(None, ge=1)
+    # Rows per prefill forward: bounds prefill activations, so batches can be wide.
+    internvl_prefill_rows: int = Field(8, ge=1)
     internvl_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     internvl_device: str = "auto"
 
@@ -55,7 +57,8 @@ class Settings(BaseSettings):
     task_time_limit_s: int = Field(1800, ge=5)
     visibility_timeout_s: int | None = Field(None, ge=1)  # default: task_time_limit_s + 600
     max_page_attempts: int = Field(3, ge=1)
-    lease_s: float = Field(30.0, gt=0)  # a running page's lease; heartbeats renew it every lease_s / 3
+    # A running page's lease; heartbeats renew it every lease_s / 3.
+    lease_s: float = Field(30.0, gt=0)
     sweep_interval_s: float = Field(15.0, gt=0)
     stale_queued_s: float = Field(300.0, gt=0)  # queued work untouched this long is sent again
 
@@ -96,12 +99,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_modes(self) -> Settings:
         if self.engine == "internvl" and self.model_path is None:
-            raise ValueError("TESSERA_ENGINE=internvl needs TESSERA_MODEL_PATH (a converted checkpoint)")
+            raise ValueError(
+                "TESSERA_ENGINE=internvl needs TESSERA_MODEL_PATH (a converted checkpoint)"
+            )
         if (self.s3_endpoint_url or self.s3_bucket) and not self.s3_bucket:
             raise ValueError("TESSERA_S3_ENDPOINT_URL is set but TESSERA_S3_BUCKET is not")
         if self.s3_bucket and self.s3_bucket in self.s3_source_buckets:
-            raise ValueError("TESSERA_S3_SOURCE_BUCKETS must not list TESSERA_S3_BUCKET: "
-                             "every tenant could read every other tenant's documents")
+            raise ValueError(
+                "TESSERA_S3_SOURCE_BUCKETS must not list TESSERA_S3_BUCKET: "
+                "every tenant could read every other tenant's documents"
+            )
         return self
 
     @property
@@ -117,7 +124,7 @@ class Settings(BaseSettings):
         url = self.database_url
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
+                return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
     @property

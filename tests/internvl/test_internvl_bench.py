@@ -1,4 +1,4 @@
-"""bench/internvl_gpu.py --tiny runs end to end on the CPU (the GPU run is the same script)."""
+"""The InternVL benches run end to end on the CPU (the GPU runs are the same scripts)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ pytestmark = pytest.mark.internvl
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_tiny(tmp_path):
-    out = tmp_path / "bench.json"
+def _run(script: str, *args: str) -> str:
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "internvl_gpu.py"), "--tiny", "--json", str(out)],
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,19 +24,37 @@ def test_bench_tiny(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
+def test_gpu_bench_tiny(tmp_path):
+    out = tmp_path / "bench.json"
+    _run("internvl_gpu.py", "--tiny", "--json", str(out))
     records = json.loads(out.read_text())
-    kinds = [(r["what"], r.get("tiles")) for r in records]
+    kinds = [(r["what"], r.get("tiles"), r.get("decoder")) for r in records]
     assert kinds == [
-        ("build", None),
-        ("engine", 13),
-        ("plain_generate_batch1", 13),
-        ("ratio", 13),
-        ("engine", 41),
-        ("plain_generate_batch1", 41),
-        ("ratio", 41),
+        ("build", None, None),
+        ("engine", 13, "cached"),
+        ("engine", 13, "generate"),
+        ("ratio", 13, None),
+        ("plain_generate_batch1", 13, None),
+        ("ratio", 13, None),
+        ("engine", 41, "cached"),
+        ("plain_generate_batch1", 41, None),
+        ("ratio", 41, None),
     ]
     for record in records:
         if record["what"] in ("engine", "plain_generate_batch1"):
             # output length is forced: every page produced exactly new_tokens tokens
             assert record["generated_tokens"] == record["pages"] * record["new_tokens"]
             assert record.get("failed", []) == []
+
+
+def test_decode_bench_checks_both_decoders_agree():
+    lines = _run(
+        "internvl_decode.py", "--rows", "3", "--prompt", "40", "--new-tokens", "5", "--repeats", "1"
+    )
+    records = [json.loads(line) for line in lines.splitlines()]
+    assert [r["what"] for r in records] == ["setup", "cached", "generate", "ratio"]
+    assert records[-1]["same_tokens"] is True
+    assert all(r["tokens_per_s"] > 0 for r in records[1:3])

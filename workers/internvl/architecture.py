@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 VISION_6B = {
     "hidden_size": 3200,
     "num_hidden_layers": 45,
@@ -58,3 +60,24 @@ def full_size_original_config() -> dict[str, Any]:
         "vision_config": dict(VISION_6B),
         "llm_config": dict(INTERNLM2_20B),
     }
+
+
+def random_model(original: dict[str, Any], device: torch.device, dtype: torch.dtype):
+    """InternVLForConditionalGeneration of this original-layout config, random weights, on `device`.
+
+    Built directly on the device: at full size the weights (51 GB in bf16) never
+    pass through host memory.
+    """
+    from transformers import InternVLForConditionalGeneration
+
+    from workers.internvl.checkpoint_config import native_config
+    from workers.internvl.loader import attention_implementation
+    from workers.internvl.prompt import IMG_CONTEXT_ID
+
+    config, _ = native_config(original, IMG_CONTEXT_ID)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = InternVLForConditionalGeneration._from_config(
+            config, dtype=dtype, attn_implementation=attention_implementation(device)
+        )
+    return model.eval()

@@ -34,6 +34,8 @@ class EngineOptions:
     vision_chunk_tiles: int = 128
     max_batch_rows: int = 4
     max_batch_tokens: int | None = None
+    prefill_rows: int = 8
+    decoder: str = "cached"  # or "generate" (transformers' own loop: the bench baseline)
     chart_max_tiles: int = 12  # tiles for one chart crop (capped by the page's max_tiles)
     max_charts_per_page: int = 8
 
@@ -45,15 +47,18 @@ class EngineOptions:
             vision_chunk_tiles=settings.internvl_vision_chunk_tiles,
             max_batch_rows=settings.engine_batch_size,
             max_batch_tokens=settings.internvl_max_batch_tokens,
+            prefill_rows=settings.internvl_prefill_rows,
         )
 
     def run_options(self) -> RunOptions:
         return RunOptions(
-            self.max_new_tokens,
-            self.min_new_tokens,
-            self.max_batch_rows,
-            self.max_batch_tokens,
-            self.vision_chunk_tiles,
+            max_new_tokens=self.max_new_tokens,
+            min_new_tokens=self.min_new_tokens,
+            max_batch_rows=self.max_batch_rows,
+            max_batch_tokens=self.max_batch_tokens,
+            vision_chunk_tiles=self.vision_chunk_tiles,
+            prefill_rows=self.prefill_rows,
+            decoder=self.decoder,
         )
 
 

@@ -4,18 +4,23 @@ transformers' own path runs the vision tower on every tile of the batch at once
 (64 pages x 13 tiles = 832 tiles, about 20 GiB of activations: out of memory).
 Here tiles go through the vision tower in bounded chunks, each distinct image
 once, and the projected features are written into the `<IMG_CONTEXT>` slots of
-the token embeddings; `generate` then only sees `inputs_embeds`.
+the token embeddings; the decoder (decode.py: row-chunked prefill, in-place KV
+cache) then only sees `inputs_embeds`. `decoder="generate"` runs transformers'
+`generate` on the same embeddings instead: the reference in tests, the
+baseline in bench/internvl_gpu.py.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from workers.internvl.batching import Generation, Request, left_pad, plan_groups, split_on_failure
+from workers.internvl.decode import DecodeOptions, greedy_decode
 from workers.internvl.prompt import IM_END_ID, IMG_CONTEXT_ID, PAD_ID
 from workers.internvl.tiling import normalise_tensor
 
@@ -27,6 +32,8 @@ class RunOptions:
     max_batch_rows: int = 4
     max_batch_tokens: int | None = None
     vision_chunk_tiles: int = 128
+    prefill_rows: int = 8
+    decoder: Literal["cached", "generate"] = "cached"
 
 
 @dataclass
@@ -118,6 +125,20 @@ class GenerationRunner:
 
     def generate(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Greedy decode; returns only the new tokens, (rows, steps)."""
+        o = self.options
+        if o.decoder == "cached":
+            return greedy_decode(
+                self.model,
+                embeds,
+                mask,
+                DecodeOptions(
+                    max_new_tokens=o.max_new_tokens,
+                    min_new_tokens=o.min_new_tokens,
+                    eos_id=IM_END_ID,
+                    pad_id=PAD_ID,
+                    prefill_rows=o.prefill_rows,
+                ),
+            )
         return self.model.generate(
             inputs_embeds=embeds,
             attention_mask=mask,

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The InternVL GPU figures in one device call (about 6 minutes on an H200).
+#
+#   here, once:         bash bench/on_device.sh --fetch-wheels   # transformers as pinned, into .whl/
+#   device tool run:    command "bash bench/on_device.sh", carry [".whl"], timeout_s 600
+#   CPU smoke test:     TINY=1 bash bench/on_device.sh
+#
+# The device image has transformers 5.17; Tessera pins 5.23 (pyproject.toml), so the
+# pinned wheel travels in .whl/ (ignored by git through .git/info/exclude).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--fetch-wheels" ]]; then
+    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
+    version=$(grep -o '"transformers==[0-9.]*"' pyproject.toml | tr -d '"')
+    exec python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_17_x86_64 -d .whl "$version"
+fi
+
+OUT=${OUT:-$(mktemp -d)}
+PYTHON=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null && [[ -z "${TINY:-}" ]]; then
+    $PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit 1
+fi
+
+if [[ -n "${TINY:-}" ]]; then
+    gpu_args=(--tiny)
+    decode_args=(--rows 3 --prompt 40 --new-tokens 4 --repeats 1)
+else
+    nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
+    mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+    rows=$((mib > 100000 ? 48 : 24))  # 40 GB of LLM weights + 0.72 GB of cache per row
+    gpu_args=()
+    decode_args=(--size full --rows "$rows" --prompt 3400 --new-tokens 256 --repeats 1)
+fi
+
+timeout 420 $PYTHON bench/internvl_gpu.py "${gpu_args[@]}" --json "$OUT/internvl_gpu.json" \
+    2>&1 | tee "$OUT/internvl_gpu.log"
+timeout 150 $PYTHON bench/internvl_decode.py "${decode_args[@]}" 2>&1 | tee "$OUT/internvl_decode.log"
+echo "results in $OUT"
