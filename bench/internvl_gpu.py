@@ -6,12 +6,10 @@
 Builds InternViT-6B + InternLM2-20B from INTERNVL.md's dimensions directly on
 the device (no weights to download), then runs synthetic 13-tile (1344x1792 at
 max 12) and 41-tile (3584x2240 at max 40) pages through the engine's own code
-path with a fixed output length (eos suppressed), and, in the same process,
-the 13-tile batch again with transformers' `generate` as the decoder (same
-batch, same vision path: what the in-place cache and chunked prefill buy) and a
+path with a fixed output length (eos suppressed) and, in the same process, a
 few of the same pages through plain `model.generate` at batch 1 (what the whole
-engine buys). Prints one JSON line per measurement; --json FILE also writes
-them all.
+engine buys; bench/internvl_decode.py compares the decoders alone). Prints one
+JSON line per measurement; --json FILE also writes them all.
 
 On the device machine, transformers is 5.17 while Tessera pins 5.23: carry the
 pinned wheel (see bench/README.md).
@@ -52,11 +50,6 @@ def parse_args() -> argparse.Namespace:
         "--pages-13", type=int, help="13-tile pages in the batched run (48; 20 <100 GiB)"
     )
     p.add_argument("--pages-41", type=int, help="41-tile pages in the batched run (8; 4 <100 GiB)")
-    p.add_argument(
-        "--no-generate-decoder",
-        action="store_true",
-        help="skip the 13-tile batch with `generate` as the decoder",
-    )
     p.add_argument(
         "--baseline-13", type=int, default=2, help="13-tile pages through plain generate"
     )
@@ -120,16 +113,13 @@ def synthetic_page(tiles: int, seed: int) -> PageInput:
     return PageInput(image=image, max_tiles=max_tiles, ref=f"synthetic-{tiles}-{seed}")
 
 
-def measure_engine(
-    model, tokenizer, pages: list[PageInput], args, device, decoder: str = "cached"
-) -> dict:
+def measure_engine(model, tokenizer, pages: list[PageInput], args, device) -> dict:
     """The engine's code path: chunked vision, one packed batch, fixed output length."""
     options = EngineOptions(
         max_new_tokens=args.new_tokens,
         min_new_tokens=args.new_tokens,
         max_batch_rows=len(pages),
         vision_chunk_tiles=args.vision_chunk,
-        decoder=decoder,
     )
     engine = InternVLEngine(model, tokenizer, options)
     _reset_peak(device)
@@ -139,9 +129,9 @@ def measure_engine(
     stats = engine.stats
     failed = [w for r in results for w in r.warnings if "failed" in w]
     return {
-        "decoder": decoder,
         "pages": len(pages),
-        "groups": stats.groups,  # > 1: a batch was split (out of memory)
+        "slots": len(pages),
+        "streams": stats.streams,
         "seconds": round(seconds, 3),
         "pages_per_s": round(len(pages) / seconds, 4),
         "tokens_per_s": round(stats.generated_tokens / seconds, 1),
@@ -238,8 +228,6 @@ def main() -> None:
         pages = [synthetic_page(tiles, i) for i in range(getattr(args, f"pages_{tiles}"))]
         engine = measure_engine(model, tokenizer, pages, args, device)
         emit(results, {"what": "engine", "tiles": tiles, "new_tokens": args.new_tokens, **engine})
-        if tiles == 13 and not args.no_generate_decoder:
-            compare_decoders(model, tokenizer, pages, args, device, engine, results)
         plain = measure_plain_generate(
             model, tokenizer, pages[: getattr(args, f"baseline_{tiles}")], args, device
         )
@@ -264,22 +252,6 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-
-
-def compare_decoders(model, tokenizer, pages, args, device, engine: dict, results) -> None:
-    """The same batch with transformers' `generate` decoding it: the decoder's own gain."""
-    other = measure_engine(model, tokenizer, pages, args, device, decoder="generate")
-    emit(results, {"what": "engine", "tiles": 13, "new_tokens": args.new_tokens, **other})
-    emit(
-        results,
-        {
-            "what": "ratio",
-            "tiles": 13,
-            "pages_per_s_cached_decoder_over_generate_decoder": round(
-                engine["pages_per_s"] / other["pages_per_s"], 2
-            ),
-        },
-    )
 
 
 def _device_name(device: torch.device) -> str:

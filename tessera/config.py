@@ -40,10 +40,9 @@ class Settings(BaseSettings):
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)
     internvl_system_message: str = "You are an AI assistant whose name is InternLM (书生·浦语)."
     internvl_vision_chunk_tiles: int = Field(128, ge=1)
-    # Cap on padded prompt tokens per batch (the KV cache grows with it: 41-tile pages).
+    # Cap on KV-cache positions per decode stream: slots x (longest prompt + max new tokens).
+    # A 41-tile page's prompt is about 10,600 tokens; 0.19 MiB per position at full size.
     internvl_max_batch_tokens: int | None = Field(None, ge=1)
-    # Rows per prefill forward: bounds prefill activations, so batches can be wide.
-    internvl_prefill_rows: int = Field(8, ge=1)
     internvl_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     internvl_device: str = "auto"
 

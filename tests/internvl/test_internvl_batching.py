@@ -2,62 +2,75 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from workers.internvl.batching import left_pad, plan_groups, split_on_failure
+from workers.internvl.batching import plan_streams, shrink_on_failure
 from workers.internvl.runner import split_answer
 
 pytestmark = pytest.mark.internvl
 
 
-def test_groups_are_longest_first_and_bounded_by_rows():
-    # lengths sorted: 50 (1), 40 (3), 30 (2), 20 (4), 10 (0)
-    assert plan_groups([10, 50, 30, 40, 20], max_rows=2) == [[1, 3], [2, 4], [0]]
+def test_without_a_cap_one_stream_holds_everything_longest_first():
+    assert plan_streams([10, 50, 30, 40, 20], max_rows=2) == [([1, 3, 2, 4, 0], 2)]
+    assert plan_streams([10, 50], max_rows=8) == [([1, 0], 2)]  # no more slots than requests
 
 
-def test_groups_bounded_by_padded_tokens():
-    # 100-token prompts: 3 rows = 300 padded tokens fit 300; a 4th would not
-    assert plan_groups([100, 100, 100, 100], max_rows=8, max_tokens=300) == [[0, 1, 2], [3]]
-    # a prompt longer than the budget still runs, alone
-    assert plan_groups([500, 10], max_rows=8, max_tokens=300) == [[0], [1]]
-
-
-def test_left_padding():
-    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=2)
-    assert ids.tolist() == [[5, 6, 7], [2, 2, 8]]
-    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert ids.dtype == np.int64
+def test_with_a_cap_length_classes_get_slots_by_their_longest_prompt():
+    # room per slot = longest + 100; cap 1200 cache positions
+    lengths = [500, 450, 260, 240, 130, 120, 40, 30]
+    assert plan_streams(lengths, max_rows=8, max_tokens=1200, answer_room=100) == [
+        ([0, 1, 2], 2),  # 600 per slot; 260 is within 2x of 500, 240 is not
+        ([3, 4, 5], 3),  # 340 per slot
+        ([6, 7], 2),  # 140 per slot: 8 would fit, 2 requests need 2
+    ]
+    # a prompt longer than the cap still runs, with one slot
+    assert plan_streams([5000], max_rows=8, max_tokens=1200) == [([0], 1)]
 
 
 class Capacity(Exception):
     pass
 
 
-def test_split_on_failure_isolates_the_item_that_does_not_fit():
-    calls = []
+def _shrinking(items, slots, fits):
+    """Run shrink_on_failure with a fake stream: finishes items in order until one does not fit."""
+    calls, done, failed = [], [], []
 
-    def run(items):
-        calls.append(list(items))
-        if len(items) > 2 or "huge" in items:
-            raise Capacity()
-        return [f"ok {i}" for i in items]
+    def run(pending, n):
+        calls.append((list(pending), n))
+        for item in pending:
+            if not fits(item, n):
+                raise Capacity()
+            done.append(item)
 
-    out = split_on_failure(
-        ["a", "b", "huge", "c", "d"],
+    shrink_on_failure(
+        items,
+        slots,
         run,
+        lambda item: item in done,
         lambda e: isinstance(e, Capacity),
-        lambda item, exc: f"failed {item}",
+        lambda item, exc: failed.append(item),
     )
-    assert out == ["ok a", "ok b", "failed huge", "ok c", "ok d"]
+    return calls, done, failed
 
 
-def test_split_on_failure_reraises_other_errors():
-    def run(items):
+def test_a_stream_that_does_not_fit_goes_on_with_half_the_slots():
+    calls, done, failed = _shrinking(["a", "b", "c", "d"], 8, lambda item, n: item != "c" or n <= 2)
+    assert calls == [(["a", "b", "c", "d"], 8), (["c", "d"], 4), (["c", "d"], 2)]
+    assert done == ["a", "b", "c", "d"] and failed == []
+
+
+def test_an_item_that_does_not_fit_alone_fails_alone():
+    calls, done, failed = _shrinking(["a", "huge", "b"], 2, lambda item, n: item != "huge")
+    assert calls == [(["a", "huge", "b"], 2), (["huge", "b"], 1), (["b"], 1)]
+    assert done == ["a", "b"] and failed == ["huge"]
+
+
+def test_other_errors_are_not_capacity():
+    def run(pending, n):
         raise KeyError("bug")
 
     with pytest.raises(KeyError):
-        split_on_failure([1, 2], run, lambda e: False, lambda i, e: None)
+        shrink_on_failure([1, 2], 4, run, lambda i: False, lambda e: False, lambda i, e: None)
 
 
 def test_answer_is_cut_at_im_end():

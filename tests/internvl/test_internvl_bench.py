@@ -31,17 +31,15 @@ def test_gpu_bench_tiny(tmp_path):
     out = tmp_path / "bench.json"
     _run("internvl_gpu.py", "--tiny", "--json", str(out))
     records = json.loads(out.read_text())
-    kinds = [(r["what"], r.get("tiles"), r.get("decoder")) for r in records]
+    kinds = [(r["what"], r.get("tiles")) for r in records]
     assert kinds == [
-        ("build", None, None),
-        ("engine", 13, "cached"),
-        ("engine", 13, "generate"),
-        ("ratio", 13, None),
-        ("plain_generate_batch1", 13, None),
-        ("ratio", 13, None),
-        ("engine", 41, "cached"),
-        ("plain_generate_batch1", 41, None),
-        ("ratio", 41, None),
+        ("build", None),
+        ("engine", 13),
+        ("plain_generate_batch1", 13),
+        ("ratio", 13),
+        ("engine", 41),
+        ("plain_generate_batch1", 41),
+        ("ratio", 41),
     ]
     for record in records:
         if record["what"] in ("engine", "plain_generate_batch1"):
@@ -52,9 +50,18 @@ def test_gpu_bench_tiny(tmp_path):
 
 def test_decode_bench_checks_both_decoders_agree():
     lines = _run(
-        "internvl_decode.py", "--rows", "3", "--prompt", "40", "--new-tokens", "5", "--repeats", "1"
+        "internvl_decode.py", "--rows", "3", "--prompt", "40", "--new-tokens", "8", "--repeats", "1"
     )
     records = [json.loads(line) for line in lines.splitlines()]
-    assert [r["what"] for r in records] == ["setup", "cached", "generate", "ratio"]
-    assert records[-1]["same_tokens"] is True
-    assert all(r["tokens_per_s"] > 0 for r in records[1:3])
+    assert [(r["what"], r.get("decoder")) for r in records] == [
+        ("setup", None),
+        ("forced", "tessera"),
+        ("forced", "generate"),
+        ("forced_ratio", None),
+        ("varied", "tessera"),
+        ("varied", "generate"),
+        ("varied_ratio", None),
+    ]
+    # on the CPU in float32 both decoders give every prompt the same tokens
+    assert records[3]["same_tokens"] is True and records[6]["same_tokens"] is True
+    assert records[1]["useful_tokens"] == 3 * 8 and records[4]["prompts"] == 6

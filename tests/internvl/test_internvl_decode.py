@@ -1,17 +1,25 @@
-"""The in-place-cache greedy decoder gives exactly `model.generate`'s greedy tokens (tiny model, CPU)."""
+"""The continuous-batching decoder gives every prompt exactly greedy `generate`'s tokens for it alone.
+
+Tiny random model on the CPU, float32. A hook on the output head makes answers
+end at content-decided steps (1 token to the length limit), so slots are
+refilled at different times, prompts of different lengths share the decode
+batch, and rows keep decoding past their end until the host looks.
+"""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import pytest
 import torch
 
-from workers.internvl.batching import left_pad
-from workers.internvl.decode import DecodeOptions, greedy_decode
-from workers.internvl.kv_cache import KVBuffers
+from workers.internvl.decode import DecodeOptions, decode_stream
+from workers.internvl.kv_cache import KVBuffers, StepPlan
 
 pytestmark = pytest.mark.internvl
 
 PAD = 2
+EOS = 7  # a plain vocabulary token, made the end token by the hook
 
 
 @pytest.fixture(scope="module")
@@ -21,90 +29,151 @@ def model(tiny_native):
     return load_model(tiny_native, torch.device("cpu"), torch.float32)
 
 
-def _batch(model, lengths: list[int], seed: int = 0):
-    """Left-padded embeddings of random prompts of the given lengths."""
+@contextmanager
+def _ending_hook(model):
+    """The model says EOS whenever its last hidden state leans one way (same hook for both decoders)."""
+
+    def boost(_module, inputs, output):
+        lean = (inputs[0][..., :1] > 0.9).to(output.dtype)
+        end = torch.nn.functional.one_hot(torch.tensor(EOS), output.shape[-1]).to(output.dtype)
+        return output + 1000.0 * lean * end
+
+    handle = model.lm_head.register_forward_hook(boost)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@pytest.fixture()
+def ends_at_varied_steps(model):
+    with _ending_hook(model):
+        yield
+
+
+def _prompts(model, lengths: list[int], seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    rows = [torch.randint(3, 90000, (n,), generator=g).tolist() for n in lengths]
-    ids, mask = left_pad(rows, PAD)
-    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
-    return model.get_input_embeddings()(ids).detach(), mask
+    embed = model.get_input_embeddings()
+    return [embed(torch.randint(3, 90000, (n,), generator=g)).detach() for n in lengths]
 
 
-def _generate(model, embeds, mask, max_new: int, eos: int, min_new: int = 0) -> torch.Tensor:
-    return model.generate(
-        inputs_embeds=embeds,
-        attention_mask=mask,
+def _alone(model, prompt: torch.Tensor, max_new: int, min_new: int = 0) -> list[int]:
+    """transformers' greedy generate on one unpadded prompt, cut after its end token."""
+    out = model.generate(
+        inputs_embeds=prompt[None],
+        attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
         max_new_tokens=max_new,
         min_new_tokens=min_new,
         do_sample=False,
         num_beams=1,
-        eos_token_id=eos,
+        eos_token_id=EOS,
         pad_token_id=PAD,
+    )[0].tolist()
+    return out[: out.index(EOS) + 1] if EOS in out else out
+
+
+def _stream(
+    model, prompts, slots: int, limits=None, **options
+) -> tuple[dict[int, list[int]], list[int]]:
+    """Answers by prompt index, and the order they came out in."""
+    admitted: list[int] = []
+
+    def embed(indices):
+        admitted.extend(indices)
+        return [prompts[i] for i in indices]
+
+    decoded = list(
+        decode_stream(
+            model,
+            [len(p) for p in prompts],
+            embed,
+            DecodeOptions(eos_id=EOS, pad_id=PAD, **options),
+            slots,
+            limits,
+        )
     )
+    assert sorted(admitted) == list(range(len(prompts))), "every prompt admitted exactly once"
+    return dict(decoded), [i for i, _ in decoded]
 
 
-@pytest.fixture()
-def ends_often(model):
-    """Make the model say token 7 (as its end token) whenever its hidden state leans one way.
-
-    A hook on the output head, so both decoders see the same model: rows end at
-    different, content-decided steps, which exercises padding after the end
-    and stopping once every row has ended.
-    """
-    eos = 7
-
-    def boost(_module, inputs, output):
-        lean = (inputs[0][..., :1] > 0.3).to(output.dtype)
-        return output + 1000.0 * lean * torch.nn.functional.one_hot(
-            torch.tensor(eos), output.shape[-1]
-        ).to(output.dtype)
-
-    handle = model.lm_head.register_forward_hook(boost)
-    yield eos
-    handle.remove()
+LENGTHS = [7, 12, 3, 12, 9, 20, 5, 16]
 
 
-@pytest.mark.parametrize("prefill_rows", [1, 2, 8])
-def test_same_tokens_as_generate_over_a_left_padded_batch(model, prefill_rows):
-    embeds, mask = _batch(model, [7, 12, 3, 12, 9])
-    reference = _generate(model, embeds, mask, max_new=16, eos=92542)
-    options = DecodeOptions(max_new_tokens=16, eos_id=92542, pad_id=PAD, prefill_rows=prefill_rows)
-    assert torch.equal(greedy_decode(model, embeds, mask, options), reference)
+MAX_NEW = 10
 
 
-@pytest.mark.parametrize("check_every", [1, 3, 64])
-def test_rows_that_end_are_padded_and_the_batch_stops_when_all_have(model, ends_often, check_every):
-    embeds, mask = _batch(model, [5, 11, 8, 2, 11, 6], seed=1)
-    reference = _generate(model, embeds, mask, max_new=40, eos=ends_often)
-    ended_at = [row.tolist().index(ends_often) for row in reference]
-    assert len(set(ended_at)) > 1, "the hook should end rows at different steps"
-    assert reference.shape[1] == max(ended_at) + 1 < 40  # generate stopped early too
-    options = DecodeOptions(
-        max_new_tokens=40, eos_id=ends_often, pad_id=PAD, prefill_rows=4, check_every=check_every
+@pytest.fixture(scope="module")
+def references(model):
+    """Answers to LENGTHS' prompts, one generate each, computed once (with the hook on)."""
+    with _ending_hook(model):
+        return [_alone(model, p, max_new=MAX_NEW) for p in _prompts(model, LENGTHS)]
+
+
+def test_the_hook_makes_answers_of_varied_length(references):
+    lengths = [len(r) for r in references]
+    assert min(lengths) == 1 and len(set(lengths)) >= 5
+    assert any(len(r) == MAX_NEW and r[-1] != EOS for r in references)  # one is cut at the limit
+
+
+@pytest.mark.parametrize("slots", [1, 3, 8])
+@pytest.mark.parametrize("check_every", [1, 4])
+def test_every_prompt_gets_generates_tokens(
+    model, ends_at_varied_steps, references, slots, check_every
+):
+    prompts = _prompts(model, LENGTHS)
+    answers, _ = _stream(model, prompts, slots, max_new_tokens=MAX_NEW, check_every=check_every)
+    assert [answers[i] for i in range(len(prompts))] == references
+
+
+def test_short_answers_leave_while_long_ones_go_on(model, ends_at_varied_steps, references):
+    """The longest answer goes in first; with 2 slots, shorter ones pass through the other slot."""
+    longest = max(range(len(LENGTHS)), key=lambda i: len(references[i]))
+    rest = [i for i in range(len(LENGTHS)) if i != longest]
+    prompts = _prompts(model, LENGTHS)
+    answers, order = _stream(
+        model, [prompts[longest]] + [prompts[i] for i in rest], 2, max_new_tokens=MAX_NEW
     )
-    assert torch.equal(greedy_decode(model, embeds, mask, options), reference)
+    assert order[0] != 0 and order.index(0) > 1  # at least two came in after it and left before
+    assert answers[0] == references[longest]
+    assert [answers[k + 1] for k in range(len(rest))] == [references[i] for i in rest]
 
 
-def test_min_new_tokens_holds_the_end_back(model, ends_often):
-    embeds, mask = _batch(model, [4, 9], seed=2)
-    reference = _generate(model, embeds, mask, max_new=12, eos=ends_often, min_new=12)
-    options = DecodeOptions(max_new_tokens=12, min_new_tokens=12, eos_id=ends_often, pad_id=PAD)
-    tokens = greedy_decode(model, embeds, mask, options)
-    assert torch.equal(tokens, reference)
-    assert tokens.shape == (2, 12) and ends_often not in tokens[:, :11]
+def test_min_new_tokens_holds_the_end_back(model, ends_at_varied_steps):
+    prompts = _prompts(model, [4, 9, 6], seed=2)
+    answers, _ = _stream(model, prompts, 2, max_new_tokens=12, min_new_tokens=12)
+    for i, prompt in enumerate(prompts):
+        assert answers[i] == _alone(model, prompt, max_new=12, min_new=12)
+        assert len(answers[i]) == 12 and EOS not in answers[i]
 
 
-def test_cache_is_written_in_place_and_sized_by_prompt_plus_answer(model):
+def test_each_prompt_can_have_its_own_length_limit(model, ends_at_varied_steps):
+    prompts = _prompts(model, [6, 6, 6, 6], seed=3)
+    limits = [1, 5, 9, 3]
+    answers, _ = _stream(model, prompts, 2, limits, max_new_tokens=9, min_new_tokens=9)
+    assert [len(answers[i]) for i in range(4)] == limits  # forced to each prompt's own limit
+    for i, prompt in enumerate(prompts):
+        assert answers[i] == _alone(model, prompt, max_new=limits[i], min_new=limits[i])
+
+
+def test_no_prompts_no_work(model):
+    assert list(decode_stream(model, [], lambda i: [], DecodeOptions(max_new_tokens=4), 4)) == []
+
+
+def test_decode_step_writes_each_slot_at_its_own_column(model):
     text = model.config.text_config
-    buffers = KVBuffers(text, rows=3, length=20, dtype=torch.float32, device="cpu")
+    buffers = KVBuffers(text, slots=3, capacity=20, dtype=torch.float32, device="cpu")
     assert len(buffers.layers) == text.num_hidden_layers
     keys, _ = buffers.layers[0]
     address = keys.data_ptr()
-    cache = buffers.cache(slice(1, 3))
-    new = torch.randn(2, keys.shape[1], 5, keys.shape[-1])
-    seen_keys, _ = cache.update(new, new + 1, 0)
-    assert cache.get_seq_length() == 5 and seen_keys.shape[-2] == 5
-    assert torch.equal(keys[1:3, :, :5], new) and keys.data_ptr() == address
+    prompt = torch.randn(1, keys.shape[1], 5, keys.shape[-1])
+    buffers.prefill_cache(1).update(prompt, prompt, 0)
+    assert torch.equal(keys[1, :, :5], prompt[0]) and not keys[[0, 2]].any()
+    plan = StepPlan(write_at=torch.tensor([0, 5, 2]), view_len=6)
+    step = torch.randn(3, keys.shape[1], 1, keys.shape[-1])
+    seen, _ = buffers.decode_cache(plan).update(step, step, 0)
+    assert seen.shape[-2] == 6 and keys.data_ptr() == address
+    for slot, column in enumerate([0, 5, 2]):
+        assert torch.equal(keys[slot, :, column], step[slot, :, 0])
     assert KVBuffers.bytes_needed(text, 3, 20, torch.float32) == 2 * keys.numel() * 4 * len(
         buffers.layers
     )

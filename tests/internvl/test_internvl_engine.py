@@ -65,9 +65,9 @@ def test_results_in_order_with_tiles_and_timings(tiny_engine):
 
 def test_one_batch_gives_the_same_answers_as_one_page_at_a_time(tiny_engine):
     pages = [_page(800, 1300, 3), _page(448, 448, 4), _page(1500, 500, 5, max_tiles=4)]
-    groups_before = tiny_engine.stats.groups
+    streams_before = tiny_engine.stats.streams
     together = [r.text for r in tiny_engine.process(pages)]
-    assert tiny_engine.stats.groups == groups_before + 1  # packed into one generate call
+    assert tiny_engine.stats.streams == streams_before + 1  # one decode stream for all three
     alone = [tiny_engine.process([page])[0].text for page in pages]
     assert together == alone
 
@@ -90,7 +90,7 @@ def test_vision_chunks_do_not_change_features(tiny_engine):
 
 
 def test_scattered_features_match_transformers_own_image_path(tiny_engine):
-    """Left-padded batch with our scatter == transformers' forward with pixel_values, row by row."""
+    """Our prompt embeddings (features in the image slots) == transformers' forward with pixel_values."""
     runner, model, tokenizer = tiny_engine.runner, tiny_engine.runner.model, tiny_engine.tokenizer
     requests = []
     for key, (w, h, max_tiles) in enumerate([(900, 600, 6), (448, 448, 1)]):
@@ -98,19 +98,55 @@ def test_scattered_features_match_transformers_own_image_path(tiny_engine):
         ids = tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
         requests.append(Request((key,), (key,), tiles, ids))
     with torch.inference_mode():
-        embeds, mask = runner.embed(requests, runner.encode_images(requests))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        batched = model(
-            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, logits_to_keep=1
-        ).logits[:, -1]
-        for row, request in enumerate(requests):
-            single = model(
+        features = runner.encode_images(requests)
+        for request in requests:
+            embeds = runner.embed(request, features[request.image_key])
+            ours = model(inputs_embeds=embeds[None], logits_to_keep=1).logits[0, -1]
+            theirs = model(
                 input_ids=torch.tensor([request.prompt_ids]),
                 pixel_values=torch.from_numpy(normalise(request.pixels)),
                 logits_to_keep=1,
             ).logits[0, -1]
-            assert torch.allclose(batched[row], single, atol=1e-4)
+            assert torch.allclose(ours, theirs, atol=1e-4)
     assert int((torch.tensor(requests[0].prompt_ids) == IMG_CONTEXT_ID).sum()) == 7 * 256
+
+
+def _requests(engine, sizes: list[tuple[int, int, int]]) -> list[Request]:
+    requests = []
+    for key, (w, h, max_tiles) in enumerate(sizes):
+        plan, tiles = tile_uint8(_image(w, h, 20 + key), max_tiles)
+        ids = engine.tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
+        requests.append(Request((key,), (key,), tiles, ids))
+    return requests
+
+
+def test_out_of_device_memory_shrinks_the_stream_then_fails_only_the_page_that_cannot_fit(
+    tiny_engine,
+):
+    """The device "runs out of memory" decoding more than one slot, and prefilling the big page."""
+    runner = tiny_engine.runner
+    requests = _requests(tiny_engine, [(448, 448, 1), (900, 600, 6), (448, 448, 1), (448, 900, 2)])
+    big = len(requests[1].prompt_ids)
+    expected = {key: g.text for key, g in runner.run(requests).items()}  # no pressure
+
+    def pressure(_module, args, kwargs):
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is not None and embeds.shape[1] >= big:
+            raise torch.cuda.OutOfMemoryError("prefill of the big page")
+        if kwargs.get("input_ids") is not None and kwargs["input_ids"].shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("decode with more than one slot")
+
+    handle = runner.model.register_forward_pre_hook(pressure, with_kwargs=True)
+    streams_before = runner.stats.streams
+    try:
+        answers = runner.run(requests)
+    finally:
+        handle.remove()
+    assert answers[(1,)].error.startswith("out of device memory for 7 tiles")
+    assert {k: a.text for k, a in answers.items() if k != (1,)} == {
+        k: t for k, t in expected.items() if k != (1,)
+    }
+    assert runner.stats.streams - streams_before >= 3  # 4 slots, 2, then 1
 
 
 def test_unreadable_page_fails_alone(tiny_engine):

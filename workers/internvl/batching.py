@@ -1,10 +1,12 @@
-"""How a list of generation requests is packed into device batches.
+"""How a list of generation requests is planned into decode streams (decode.py).
 
-Static batching pays for every row up to the longest prompt (padding) and the
-longest answer, so requests are sorted by prompt length and packed in runs of
-similar length. Bounds: a number of rows (the operator's batch size) and,
-optionally, padded prompt tokens (what prefill memory grows with).
-Prompts are left-padded so every row's answer starts at the same column.
+A stream runs its requests through a fixed number of slots (the operator's
+batch size), refilling each slot as its answer ends. Its KV cache holds, per
+slot, the stream's longest prompt plus the longest answer, so with a memory cap
+(`max_tokens`, cache positions per stream) requests are streamed in length
+classes, each within twice its shortest, and a class of short prompts gets
+more slots under the same cap. Without a cap, one stream holds everything.
+When a stream does not fit the device after all, it goes on with half the slots.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TypeVar
 import numpy as np
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass
@@ -40,56 +41,54 @@ class Generation:
     error: str | None = None
 
 
-def plan_groups(
-    lengths: Sequence[int], max_rows: int, max_tokens: int | None = None
-) -> list[list[int]]:
-    """Indices grouped longest-first; each group <= max_rows rows, <= max_tokens padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    groups: list[list[int]] = []
-    for i in order:
-        group = groups[-1] if groups else None
-        # the group's first (longest) prompt sets its padded width
-        fits = (
-            group is not None
-            and len(group) < max_rows
-            and (max_tokens is None or lengths[group[0]] * (len(group) + 1) <= max_tokens)
-        )
-        if fits:
-            group.append(i)
-        else:
-            groups.append([i])
-    return groups
+def plan_streams(
+    lengths: Sequence[int], max_rows: int, max_tokens: int | None = None, answer_room: int = 0
+) -> list[tuple[list[int], int]]:
+    """(indices longest first, slots) per stream.
 
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, attention mask), both (len(rows), longest) int64, padding on the left."""
-    width = max(len(row) for row in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for r, row in enumerate(rows):
-        ids[r, width - len(row) :] = row
-        mask[r, width - len(row) :] = 1
-    return ids, mask
-
-
-def split_on_failure(
-    items: list[T],
-    run: Callable[[list[T]], list[R]],
-    is_capacity_error: Callable[[BaseException], bool],
-    on_single_failure: Callable[[T, BaseException], R],
-) -> list[R]:
-    """Run a batch; when it does not fit, run each half; one item that does not fit fails alone.
-
-    Keeps one oversized page from failing the pages it was batched with.
+    A slot's cache room is its stream's longest prompt + `answer_room`; slots x
+    room stays within `max_tokens` (at least one slot: an oversized prompt still
+    runs, alone).
     """
-    try:
-        return run(items)
-    except Exception as exc:
-        if not is_capacity_error(exc):
-            raise
-        if len(items) == 1:
-            return [on_single_failure(items[0], exc)]
-    half = len(items) // 2
-    return split_on_failure(
-        items[:half], run, is_capacity_error, on_single_failure
-    ) + split_on_failure(items[half:], run, is_capacity_error, on_single_failure)
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    streams: list[list[int]] = []
+    for i in order:
+        if streams and (max_tokens is None or 2 * lengths[i] >= lengths[streams[-1][0]]):
+            streams[-1].append(i)
+        else:
+            streams.append([i])
+    return [(s, _slots(lengths[s[0]] + answer_room, len(s), max_rows, max_tokens)) for s in streams]
+
+
+def _slots(room: int, requests: int, max_rows: int, max_tokens: int | None) -> int:
+    cap = max_rows if max_tokens is None else min(max_rows, max_tokens // room)
+    return max(1, min(cap, requests))
+
+
+def shrink_on_failure(
+    items: list[T],
+    slots: int,
+    run: Callable[[list[T], int], None],
+    finished: Callable[[T], bool],
+    is_capacity_error: Callable[[BaseException], bool],
+    fail: Callable[[T, BaseException], None],
+) -> None:
+    """run(items, slots); after a capacity error, the unfinished items again with half the slots.
+
+    With one slot, the first unfinished item is the one that does not fit: it
+    fails alone and the rest go on, so one oversized page never fails the
+    pages it was batched with.
+    """
+    pending = list(items)
+    while pending:
+        try:
+            run(pending, slots)
+            return
+        except Exception as exc:
+            if not is_capacity_error(exc):
+                raise
+            pending = [item for item in pending if not finished(item)]
+            if slots == 1 and pending:
+                fail(pending[0], exc)
+                pending = pending[1:]
+            slots = max(1, slots // 2)

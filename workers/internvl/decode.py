@@ -1,22 +1,31 @@
-"""Greedy decoding over a left-padded batch of prompt embeddings, with an in-place KV cache.
+"""Greedy decoding with continuous batching: a fixed number of slots, refilled as answers end.
 
-Why not `model.generate`: its default cache copies every layer's keys and
-values at every step (see kv_cache.py), it computes the prefill of the whole
-batch at once (activations grow with rows x prompt length, which caps the
-batch long before the cache does), and it checks for the end of every row at
-every step (a device sync per token). Here the prefill runs in row chunks into
-one preallocated cache, the decode writes in place, and the end of the batch is
-checked every few steps. The tokens are the same as `generate`'s greedy ones
-(tests/internvl/test_internvl_decode.py).
+Static batching (transformers' `generate` over a padded batch) runs every row
+until the longest answer ends: a blank page's 20 tokens hold a slot as long as
+a dense page's 1,000, and a chart-grounding answer of a few boxes waits for the
+transcription it was batched with. Here a stream of prompts flows through
+`slots` rows: when a row's answer ends, the next prompt is prefilled into that
+row and joins the following steps, so the decode batch stays full.
+
+Also, unlike `generate`: the cache is written in place (kv_cache.py), prompts
+are prefilled one at a time (no padding, bounded activations), and the host
+looks at the tokens every `check_every` steps rather than every step (each look
+is a device sync). Each prompt's tokens are exactly what greedy `generate` gives
+for that prompt alone (tests/internvl/test_internvl_decode.py).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from workers.internvl.kv_cache import KVBuffers
+from workers.internvl.kv_cache import KVBuffers, StepPlan
+
+# embed(indices) -> one (prompt length, hidden) tensor per index, called when they are admitted
+EmbedFn = Callable[[list[int]], list[torch.Tensor]]
 
 
 @dataclass
@@ -25,75 +34,184 @@ class DecodeOptions:
     min_new_tokens: int = 0  # the end token is suppressed before this many (benchmarks)
     eos_id: int = 2
     pad_id: int = 2
-    prefill_rows: int = 8  # rows per prefill forward: bounds prefill activations
-    check_every: int = 8  # steps between checks for "every row has ended" (each is a sync)
+    check_every: int = 4  # decode steps between looks at the tokens (ended answers, refills)
+
+
+class SlotStream:
+    """Decode state of `slots` rows; host-side bookkeeping mirrors the device tensors."""
+
+    def __init__(
+        self, model, options: DecodeOptions, slots: int, max_prompt: int, limits: Sequence[int]
+    ):
+        self.model, self.options, self.limits = model, options, limits
+        embeddings = model.get_input_embeddings().weight
+        device, dtype = embeddings.device, embeddings.dtype
+        # a row keeps decoding until the host looks: up to check_every - 1 steps past its end
+        self.capacity = max_prompt + max(limits) + options.check_every
+        self.buffers = KVBuffers(model.config.text_config, slots, self.capacity, dtype, device)
+        self.plan = StepPlan(
+            write_at=torch.zeros(slots, dtype=torch.long, device=device), view_len=1
+        )
+        self.cache = self.buffers.decode_cache(self.plan)
+        self.mask = torch.zeros((slots, self.capacity), dtype=torch.long, device=device)
+        self.current = torch.full((slots,), options.pad_id, dtype=torch.long, device=device)
+        self.produced = torch.zeros(slots, dtype=torch.long, device=device)  # tokens so far
+        self.min_new = torch.zeros(slots, dtype=torch.long, device=device)
+        # columns written per slot == position of its current token: kept on the device (the
+        # step reads it) and mirrored on the host (the view length), changed at admissions only
+        self.lengths = [0] * slots
+        self.positions = self.plan.write_at
+        self.slot_ids = torch.arange(slots, device=device)
+        self.owner: list[int | None] = [None] * slots
+        self.answers: dict[int, list[int]] = {}
+        self.history: list[torch.Tensor] = []
+
+    def free_slots(self) -> list[int]:
+        return [s for s, owner in enumerate(self.owner) if owner is None]
+
+    def active(self) -> bool:
+        return any(owner is not None for owner in self.owner)
+
+    def admit(self, slot: int, request: int, embeds: torch.Tensor) -> torch.Tensor:
+        """Prefill `embeds` (length, hidden) into `slot`; returns its first token (on the device)."""
+        length = embeds.shape[0]
+        if length + self.limits[request] + self.options.check_every > self.capacity:
+            raise ValueError(f"prompt of {length} tokens is longer than the stream was sized for")
+        self.min_new[slot] = min(self.options.min_new_tokens, self.limits[request])
+        self.produced[slot] = 0
+        logits = self.model(
+            inputs_embeds=embeds[None],
+            position_ids=torch.arange(length, device=embeds.device)[None],
+            past_key_values=self.buffers.prefill_cache(slot),
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[0, -1]
+        first = self._pick(
+            logits[None], self.produced[slot : slot + 1], self.min_new[slot : slot + 1]
+        )[0]
+        self.current[slot] = first
+        self.produced[slot] = 1
+        self.mask[slot].zero_()
+        self.mask[slot, :length] = 1
+        self.lengths[slot] = length
+        self.positions[slot] = length
+        self.owner[slot] = request
+        return first
+
+    def step(self) -> None:
+        """One token for every slot (free slots decode padding into their own row, unseen)."""
+        self.plan.view_len = max(self.lengths) + 1
+        self.mask[self.slot_ids, self.positions] = 1
+        logits = self.model(
+            input_ids=self.current[:, None],
+            attention_mask=self.mask[:, : self.plan.view_len],
+            position_ids=self.positions[:, None],
+            past_key_values=self.cache,
+            use_cache=True,
+        ).logits[:, -1]
+        self.current = self._pick(logits, self.produced, self.min_new)
+        self.produced += 1
+        self.positions += 1  # in place: the cache layers hold this tensor as plan.write_at
+        self.lengths = [n + 1 for n in self.lengths]
+        self.history.append(self.current)
+
+    def _pick(
+        self, logits: torch.Tensor, produced: torch.Tensor, min_new: torch.Tensor
+    ) -> torch.Tensor:
+        """Greedy; the end token is barred while fewer than min_new tokens were produced."""
+        if self.options.min_new_tokens > 0:
+            eos = self.options.eos_id
+            barred = produced < min_new
+            logits[:, eos] = torch.where(barred, torch.finfo(logits.dtype).min, logits[:, eos])
+        return logits.argmax(-1)
+
+    def start_answer(self, slot: int, first: int) -> int | None:
+        """Record an admitted prompt's first token; the request index if that already ended it."""
+        request = self.owner[slot]
+        self.answers[request] = [first]
+        return request if self._ended(request) else None
+
+    def collect(self) -> list[int]:
+        """Move the tokens decoded since the last look to the answers; free the slots that ended."""
+        steps = torch.stack(self.history).tolist() if self.history else []  # one device sync
+        self.history.clear()
+        ended = []
+        for slot, request in enumerate(self.owner):
+            if request is None:
+                continue
+            answer = self.answers[request]
+            for row in steps:
+                answer.append(row[slot])
+                if self._ended(request):
+                    ended.append(request)
+                    break
+        return ended
+
+    def release(self, request: int) -> None:
+        slot = self.owner.index(request)
+        self.owner[slot] = None
+        self._rewind(slot)
+
+    def release_idle(self) -> None:
+        """Free slots decoded padding since the last look: send them back to column 0."""
+        for slot in self.free_slots():
+            self._rewind(slot)
+
+    def _rewind(self, slot: int) -> None:
+        self.lengths[slot] = 0
+        self.positions[slot] = 0
+        self.mask[slot].zero_()
+
+    def _ended(self, request: int) -> bool:
+        answer = self.answers[request]
+        return answer[-1] == self.options.eos_id or len(answer) >= self.limits[request]
 
 
 @torch.inference_mode()
-def greedy_decode(
-    model, embeds: torch.Tensor, mask: torch.Tensor, options: DecodeOptions
-) -> torch.Tensor:
-    """New tokens, (rows, steps): each row's answer, its end token, then `pad_id`.
+def decode_stream(
+    model,
+    prompt_lengths: Sequence[int],
+    embed: EmbedFn,
+    options: DecodeOptions,
+    slots: int,
+    limits: Sequence[int] | None = None,
+) -> Iterator[tuple[int, list[int]]]:
+    """Yield (prompt index, tokens) as each answer ends; prompts are admitted in index order.
 
-    `embeds` (rows, width, hidden) and `mask` (rows, width) are left-padded.
+    Tokens end with `eos_id` unless the answer was cut at its limit: `limits[i]`
+    new tokens for prompt i, or `max_new_tokens`.
     """
-    rows, width = mask.shape
-    if options.max_new_tokens < 1:
-        return torch.empty((rows, 0), dtype=torch.long, device=mask.device)
-    buffers = KVBuffers(
-        model.config.text_config, rows, width + options.max_new_tokens, embeds.dtype, embeds.device
-    )
-    full_mask = torch.ones(
-        (rows, width + options.max_new_tokens), dtype=mask.dtype, device=mask.device
-    )
-    full_mask[:, :width] = mask
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    logits = _prefill(model, embeds, mask, positions, buffers, options.prefill_rows)
-    cache = buffers.cache(filled=width)
-    next_position = positions[:, -1:] + 1
-    finished = torch.zeros(rows, dtype=torch.bool, device=mask.device)
-    out = []
-    for step in range(options.max_new_tokens):
-        if step < options.min_new_tokens:
-            logits[:, options.eos_id] = torch.finfo(logits.dtype).min
-        token = logits.argmax(-1)
-        token = torch.where(finished, options.pad_id, token)
-        out.append(token)
-        finished |= token == options.eos_id
-        if step + 1 == options.max_new_tokens or (
-            (step + 1) % options.check_every == 0 and bool(finished.all())
-        ):
-            break
-        logits = model(
-            input_ids=token[:, None],
-            attention_mask=full_mask[:, : width + step + 1],
-            position_ids=next_position + step,
-            past_key_values=cache,
-            use_cache=True,
-        ).logits[:, -1]
-    return _trim(torch.stack(out, dim=1), options.eos_id)
+    if not prompt_lengths:
+        return
+    limits = list(limits) if limits is not None else [options.max_new_tokens] * len(prompt_lengths)
+    slots = min(slots, len(prompt_lengths))
+    stream = SlotStream(model, options, slots, max(prompt_lengths), limits)
+    waiting = deque(range(len(prompt_lengths)))
+    while True:
+        for request in _admit(stream, waiting, embed):  # answers of one token
+            yield request, stream.answers.pop(request)
+        if not stream.active():
+            return
+        for _ in range(options.check_every):
+            stream.step()
+        for request in stream.collect():
+            stream.release(request)
+            yield request, stream.answers.pop(request)
+        stream.release_idle()
 
 
-def _prefill(model, embeds, mask, positions, buffers: KVBuffers, chunk: int) -> torch.Tensor:
-    """Each row chunk fills its rows of the cache; returns the last position's logits, (rows, vocab)."""
-    logits = []
-    for start in range(0, mask.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        out = model(
-            inputs_embeds=embeds[rows],
-            attention_mask=mask[rows],
-            position_ids=positions[rows],
-            past_key_values=buffers.cache(rows),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits.append(out.logits[:, -1].float())
-    return torch.cat(logits)
-
-
-def _trim(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
-    """Drop the trailing columns after every row has ended (the last check can be late)."""
-    ended = (tokens == eos_id).cumsum(-1) > 0
-    running = (~ended).any(0).nonzero()
-    last = int(running[-1]) + 2 if len(running) else 1  # keep the column where the last row ends
-    return tokens[:, : min(last, tokens.shape[1])]
+def _admit(stream: SlotStream, waiting: deque, embed: EmbedFn) -> list[int]:
+    """Fill the free slots from the queue; the requests whose first token already ended them."""
+    ended: list[int] = []
+    while waiting and (free := stream.free_slots()):
+        batch = [waiting.popleft() for _ in range(min(len(free), len(waiting)))]
+        firsts = [
+            stream.admit(slot, request, embeds)
+            for slot, request, embeds in zip(free, batch, embed(batch))
+        ]
+        for slot, first in zip(free, torch.stack(firsts).tolist()):  # one device sync
+            request = stream.start_answer(slot, first)
+            if request is not None:
+                ended.append(request)
+                stream.release(request)  # frees the slot for the next pass of this loop
+    return ended

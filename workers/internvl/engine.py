@@ -3,8 +3,9 @@
 Pass 1 asks, for every page at once, for its transcription (task "ocr") and the
 boxes of its charts (task "charts"); pass 2 asks, for every chart found on any
 page, for its data table. Each pass is one `GenerationRunner.run`: requests of
-all pages and documents are packed together by prompt length, so the GPU sees
-big batches whatever documents they came from. Build once per worker process
+all pages and documents flow through the same decode slots, each slot refilled
+as its answer ends, so the GPU sees full batches whatever documents they came
+from and however long their answers are. Build once per worker process
 with `InternVLEngine.from_settings(settings)`.
 """
 
@@ -34,8 +35,6 @@ class EngineOptions:
     vision_chunk_tiles: int = 128
     max_batch_rows: int = 4
     max_batch_tokens: int | None = None
-    prefill_rows: int = 8
-    decoder: str = "cached"  # or "generate" (transformers' own loop: the bench baseline)
     chart_max_tiles: int = 12  # tiles for one chart crop (capped by the page's max_tiles)
     max_charts_per_page: int = 8
 
@@ -47,7 +46,6 @@ class EngineOptions:
             vision_chunk_tiles=settings.internvl_vision_chunk_tiles,
             max_batch_rows=settings.engine_batch_size,
             max_batch_tokens=settings.internvl_max_batch_tokens,
-            prefill_rows=settings.internvl_prefill_rows,
         )
 
     def run_options(self) -> RunOptions:
@@ -57,8 +55,6 @@ class EngineOptions:
             max_batch_rows=self.max_batch_rows,
             max_batch_tokens=self.max_batch_tokens,
             vision_chunk_tiles=self.vision_chunk_tiles,
-            prefill_rows=self.prefill_rows,
-            decoder=self.decoder,
         )
 
 

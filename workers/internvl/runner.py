@@ -1,26 +1,25 @@
-"""Batched generation on the device: chunked vision, feature scatter, greedy decode.
+"""Generation on the device: chunked vision, feature scatter, continuous-batching greedy decode.
 
 transformers' own path runs the vision tower on every tile of the batch at once
 (64 pages x 13 tiles = 832 tiles, about 20 GiB of activations: out of memory).
-Here tiles go through the vision tower in bounded chunks, each distinct image
-once, and the projected features are written into the `<IMG_CONTEXT>` slots of
-the token embeddings; the decoder (decode.py: row-chunked prefill, in-place KV
-cache) then only sees `inputs_embeds`. `decoder="generate"` runs transformers'
-`generate` on the same embeddings instead: the reference in tests, the
-baseline in bench/internvl_gpu.py.
+Here a request's tiles go through the vision tower when the request is
+admitted to a decode slot, in chunks of at most `vision_chunk_tiles`, each
+distinct image once (the OCR and the chart-grounding prompts of a page share
+it); the projected features are written into the `<IMG_CONTEXT>` slots of the
+prompt's token embeddings, and the decoder (decode.py) only sees embeddings.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
-from workers.internvl.batching import Generation, Request, left_pad, plan_groups, split_on_failure
-from workers.internvl.decode import DecodeOptions, greedy_decode
+from workers.internvl.batching import Generation, Request, plan_streams, shrink_on_failure
+from workers.internvl.decode import DecodeOptions, decode_stream
 from workers.internvl.prompt import IM_END_ID, IMG_CONTEXT_ID, PAD_ID
 from workers.internvl.tiling import normalise_tensor
 
@@ -29,24 +28,23 @@ from workers.internvl.tiling import normalise_tensor
 class RunOptions:
     max_new_tokens: int = 1024
     min_new_tokens: int = 0  # > 0 only to force a fixed output length (benchmarks)
-    max_batch_rows: int = 4
-    max_batch_tokens: int | None = None
+    max_batch_rows: int = 4  # decode slots
+    max_batch_tokens: int | None = None  # KV cache positions per stream (slots x room)
     vision_chunk_tiles: int = 128
-    prefill_rows: int = 8
-    decoder: Literal["cached", "generate"] = "cached"
+    check_every: int = 4
 
 
 @dataclass
 class RunStats:
     """Running totals the worker can export as metrics (and the bench prints)."""
 
-    groups: int = 0
+    streams: int = 0
     requests: int = 0
     tiles: int = 0
     prompt_tokens: int = 0
     generated_tokens: int = 0
     vision_seconds: float = 0.0
-    generate_seconds: float = 0.0
+    generate_seconds: float = 0.0  # prefill + decode, vision excluded
 
 
 class GenerationRunner:
@@ -62,34 +60,76 @@ class GenerationRunner:
 
     def run(self, requests: list[Request]) -> dict[tuple, Generation]:
         """Answers by request key; a request that cannot fit alone gets an error, no exception."""
-        lengths = [len(r.prompt_ids) for r in requests]
+        o = self.options
         results: dict[tuple, Generation] = {}
-        for indices in plan_groups(
-            lengths, self.options.max_batch_rows, self.options.max_batch_tokens
-        ):
-            group = [requests[i] for i in indices]
-            answers = split_on_failure(group, self._run_group, _is_out_of_memory, _failed)
-            results.update({r.key: a for r, a in zip(group, answers)})
+        lengths = [len(r.prompt_ids) for r in requests]
+        room = o.max_new_tokens + o.check_every
+        for indices, slots in plan_streams(lengths, o.max_batch_rows, o.max_batch_tokens, room):
+            shrink_on_failure(
+                [requests[i] for i in indices],
+                slots,
+                lambda stream, n: self._run_stream(stream, n, results),
+                lambda request: request.key in results,
+                _is_out_of_memory,
+                lambda request, exc: results.__setitem__(request.key, _failed(request, exc)),
+            )
         return results
 
     @torch.inference_mode()
-    def _run_group(self, group: list[Request]) -> list[Generation]:
+    def _run_stream(
+        self, stream: list[Request], slots: int, results: dict[tuple, Generation]
+    ) -> None:
+        features = _StreamFeatures(self, stream)
+        options = DecodeOptions(
+            max_new_tokens=self.options.max_new_tokens,
+            min_new_tokens=self.options.min_new_tokens,
+            eos_id=IM_END_ID,
+            pad_id=PAD_ID,
+            check_every=self.options.check_every,
+        )
+        answered: list[tuple[Request, list[int]]] = []
         start = self._now()
-        features = self.encode_images(group)
-        vision_s = self._now() - start
-        embeds, mask = self.embed(group, features)
-        start = self._now()
-        new = self.generate(embeds, mask)
-        generate_s = self._now() - start
-        answers = [
-            self._answer(r, row, vision_s, generate_s, group) for r, row in zip(group, new.tolist())
-        ]
-        self._count(group, answers, vision_s, generate_s)
-        return answers
+        try:
+            lengths = [len(r.prompt_ids) for r in stream]
+            for i, tokens in decode_stream(self.model, lengths, features.embed, options, slots):
+                answered.append((stream[i], tokens))
+        finally:  # answers found before an out-of-memory error are kept
+            generate_s = self._now() - start - features.seconds
+            self._record(answered, features, generate_s, results)
 
-    def encode_images(self, group: list[Request]) -> dict[tuple, torch.Tensor]:
+    def _record(
+        self,
+        answered: list[tuple[Request, list[int]]],
+        features: _StreamFeatures,
+        generate_s: float,
+        results: dict[tuple, Generation],
+    ) -> None:
+        """Each answer with its share of the stream's time: vision by tiles, the rest by tokens."""
+        work = {r.key: len(r.prompt_ids) + len(tokens) for r, tokens in answered}
+        total = sum(work.values()) or 1
+        for request, tokens in answered:
+            content, new_tokens, truncated = split_answer(tokens, self.options.max_new_tokens)
+            results[request.key] = Generation(
+                text=self.tokenizer.decode(content, skip_special_tokens=True),
+                new_tokens=new_tokens,
+                truncated=truncated,
+                timings={
+                    "vision": features.share(request),
+                    "generate": generate_s * work[request.key] / total,
+                },
+            )
+        s = self.stats
+        s.streams += 1
+        s.requests += len(answered)
+        s.tiles += features.tiles
+        s.prompt_tokens += sum(len(r.prompt_ids) for r, _ in answered)
+        s.generated_tokens += sum(len(tokens) for _, tokens in answered)
+        s.vision_seconds += features.seconds
+        s.generate_seconds += generate_s
+
+    def encode_images(self, requests: list[Request]) -> dict[tuple, torch.Tensor]:
         """Projected features per distinct image: (tiles * 256, hidden), vision run in chunks."""
-        images = {r.image_key: r.pixels for r in group}
+        images = {r.image_key: r.pixels for r in requests}
         tiles = [tile for pixels in images.values() for tile in pixels]
         chunk = self.options.vision_chunk_tiles
         parts = [
@@ -109,76 +149,17 @@ class GenerationRunner:
         )
         return getattr(out, "pooler_output", out)  # transformers 5.x returns an output object
 
-    def embed(self, group: list[Request], features: dict[tuple, torch.Tensor]):
-        """Token embeddings (left-padded) with image features in the `<IMG_CONTEXT>` slots."""
-        ids, mask = left_pad([r.prompt_ids for r in group], PAD_ID)
-        ids_t = torch.from_numpy(ids).to(self.device)
-        embeds = self.model.get_input_embeddings()(ids_t)
-        slots = ids_t == IMG_CONTEXT_ID
-        image = torch.cat([features[r.image_key] for r in group]).to(embeds.dtype)
-        if int(slots.sum()) != image.shape[0]:
+    def embed(self, request: Request, features: torch.Tensor) -> torch.Tensor:
+        """The prompt's token embeddings (length, hidden), image features in the `<IMG_CONTEXT>` slots."""
+        ids = torch.tensor(request.prompt_ids, dtype=torch.long, device=self.device)
+        embeds = self.model.get_input_embeddings()(ids)
+        slots = ids == IMG_CONTEXT_ID
+        if int(slots.sum()) != features.shape[0]:
             raise RuntimeError(
-                f"{int(slots.sum())} image slots but {image.shape[0]} image features"
+                f"{int(slots.sum())} image slots but {features.shape[0]} image features"
             )
-        embeds[slots] = image
-        return embeds, torch.from_numpy(mask).to(self.device)
-
-    def generate(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Greedy decode; returns only the new tokens, (rows, steps)."""
-        o = self.options
-        if o.decoder == "cached":
-            return greedy_decode(
-                self.model,
-                embeds,
-                mask,
-                DecodeOptions(
-                    max_new_tokens=o.max_new_tokens,
-                    min_new_tokens=o.min_new_tokens,
-                    eos_id=IM_END_ID,
-                    pad_id=PAD_ID,
-                    prefill_rows=o.prefill_rows,
-                ),
-            )
-        return self.model.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            max_new_tokens=self.options.max_new_tokens,
-            min_new_tokens=self.options.min_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=IM_END_ID,
-            pad_token_id=PAD_ID,
-        )
-
-    def _answer(
-        self,
-        request: Request,
-        row: list[int],
-        vision_s: float,
-        generate_s: float,
-        group: list[Request],
-    ) -> Generation:
-        """Decode up to <|im_end|> and charge this request its share of the group's time."""
-        content, new_tokens, truncated = split_answer(row, self.options.max_new_tokens)
-        share_tiles = len(request.pixels) / sum(len(r.pixels) for r in group)
-        return Generation(
-            text=self.tokenizer.decode(content, skip_special_tokens=True),
-            new_tokens=new_tokens,
-            truncated=truncated,
-            timings={"vision": vision_s * share_tiles, "generate": generate_s / len(group)},
-        )
-
-    def _count(
-        self, group: list[Request], answers: list[Generation], vision_s: float, generate_s: float
-    ) -> None:
-        s = self.stats
-        s.generated_tokens += sum(a.new_tokens for a in answers)
-        s.groups += 1
-        s.requests += len(group)
-        s.tiles += sum(len(r.pixels) for r in group)
-        s.prompt_tokens += sum(len(r.prompt_ids) for r in group)
-        s.vision_seconds += vision_s
-        s.generate_seconds += generate_s
+        embeds[slots] = features.to(embeds.dtype)
+        return embeds
 
     def _now(self) -> float:
         if self.device.type == "cuda":
@@ -186,12 +167,45 @@ class GenerationRunner:
         return time.perf_counter()
 
 
-def split_answer(row: list[int], max_new_tokens: int) -> tuple[list[int], int, bool]:
-    """(tokens before <|im_end|>, tokens generated incl. <|im_end|>, stopped by the length limit).
+class _StreamFeatures:
+    """A stream's image features: encoded when the first prompt using them is admitted, dropped
+    after the last, so a long stream never holds every page's features at once."""
 
-    Rows of a batch are padded after their own end, so everything after the
-    first <|im_end|> is ignored.
-    """
+    def __init__(self, runner: GenerationRunner, stream: list[Request]):
+        self.runner, self.stream = runner, stream
+        self.sharers = Counter(r.image_key for r in stream)
+        self.users = Counter(self.sharers)  # prompts not yet admitted, per image
+        self.ready: dict[tuple, torch.Tensor] = {}
+        self.seconds = 0.0
+        self.tiles = 0
+        self._share: dict[tuple, float] = {}
+
+    def embed(self, indices: list[int]) -> list[torch.Tensor]:
+        batch = [self.stream[i] for i in indices]
+        new = list({r.image_key: r for r in batch if r.image_key not in self.ready}.values())
+        if new:
+            start = self.runner._now()
+            self.ready.update(self.runner.encode_images(new))
+            seconds = self.runner._now() - start
+            self.seconds += seconds
+            tiles = sum(len(r.pixels) for r in new)
+            self.tiles += tiles
+            for r in new:
+                self._share[r.image_key] = seconds * len(r.pixels) / tiles
+        embeds = [self.runner.embed(r, self.ready[r.image_key]) for r in batch]
+        for r in batch:
+            self.users[r.image_key] -= 1
+            if not self.users[r.image_key]:
+                del self.ready[r.image_key]
+        return embeds
+
+    def share(self, request: Request) -> float:
+        """The vision seconds of the request's image, split between the prompts that share it."""
+        return self._share.get(request.image_key, 0.0) / self.sharers[request.image_key]
+
+
+def split_answer(row: list[int], max_new_tokens: int) -> tuple[list[int], int, bool]:
+    """(tokens before <|im_end|>, tokens generated incl. <|im_end|>, stopped by the length limit)."""
     if IM_END_ID in row:
         end = row.index(IM_END_ID)
         return row[:end], end + 1, False
