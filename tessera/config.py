@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)
     internvl_system_message: str = "You are an AI assistant whose name is InternLM (书生·浦语)."
     internvl_vision_chunk_tiles: int = Field(128, ge=1)
+    # Decode slots (default: ENGINE_BATCH_SIZE). Fewer slots than pages per call lets slots
+    # freed by short answers take the call's remaining pages (continuous batching).
+    internvl_decode_slots: int | None = Field(None, ge=1)
     # Cap on KV-cache positions per decode stream: slots x (longest prompt + max new tokens).
     # A 41-tile page's prompt is about 10,600 tokens; 0.19 MiB per position at full size.
     internvl_max_batch_tokens: int | None = Field(None, ge=1)

@@ -41,6 +41,16 @@ def test_loaded_from_settings_for_the_cpu(tiny_engine):
     assert tiny_engine.options.max_new_tokens == 6 and tiny_engine.options.vision_chunk_tiles == 5
 
 
+def test_decode_slots_default_to_the_pages_per_call():
+    from tessera.config import Settings
+    from workers.internvl.engine import EngineOptions
+
+    base = {"engine": "internvl", "model_path": "/m", "engine_batch_size": 96}
+    assert EngineOptions.from_settings(Settings(**base)).max_batch_rows == 96
+    slots = EngineOptions.from_settings(Settings(**base, internvl_decode_slots=48))
+    assert slots.max_batch_rows == 48
+
+
 def test_results_in_order_with_tiles_and_timings(tiny_engine):
     pages = [
         _page(800, 1300, 0, max_tiles=12),

@@ -44,7 +44,7 @@ class EngineOptions:
             max_new_tokens=settings.internvl_max_new_tokens,
             system_message=settings.internvl_system_message,
             vision_chunk_tiles=settings.internvl_vision_chunk_tiles,
-            max_batch_rows=settings.engine_batch_size,
+            max_batch_rows=settings.internvl_decode_slots or settings.engine_batch_size,
             max_batch_tokens=settings.internvl_max_batch_tokens,
         )
 
