@@ -184,6 +184,18 @@ def test_charts_task_runs_grounding_and_never_raises(tiny_engine):
     assert "chart grounding: answer cut at max_new_tokens (6)" in result.warnings
 
 
+def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
+    options, before = tiny_engine.options, tiny_engine.stats.generated_tokens
+    try:
+        options.grounding_max_new_tokens = 3
+        result = tiny_engine.process([_page(800, 600, 11, tasks=("ocr", "charts"))])[0]
+    finally:
+        options.grounding_max_new_tokens = 256
+    assert tiny_engine.stats.generated_tokens - before == 6 + 3  # decoding stopped at 3
+    assert "chart grounding: answer cut at max_new_tokens (3)" in result.warnings
+    assert "ocr: answer cut at max_new_tokens (6)" in result.warnings
+
+
 def test_charts_only_page_has_no_transcription(tiny_engine):
     result = tiny_engine.process([_page(448, 448, 12, tasks=("charts",))])[0]
     assert result.text == "" and result.tiles == {"grid": [1, 1], "count": 1}

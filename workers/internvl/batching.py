@@ -28,6 +28,7 @@ class Request:
     image_key: tuple  # requests with the same image share one vision pass
     pixels: np.ndarray  # (tiles, 448, 448, 3) uint8 RGB, normalised on the device
     prompt_ids: list[int]
+    max_new_tokens: int | None = None  # this prompt's answer limit (default: the run's)
 
 
 @dataclass

@@ -35,6 +35,8 @@ class EngineOptions:
     vision_chunk_tiles: int = 128
     max_batch_rows: int = 4
     max_batch_tokens: int | None = None
+    # a grounding answer is a few boxes (about 25 tokens each); a longer one is runaway output
+    grounding_max_new_tokens: int = 256
     chart_max_tiles: int = 12  # tiles for one chart crop (capped by the page's max_tiles)
     max_charts_per_page: int = 8
 
@@ -103,25 +105,33 @@ class InternVLEngine:
         prompt = build_prompt(question, tiles, self.options.system_message, self.tokens_per_tile)
         return tuple(self.tokenizer(prompt).input_ids)
 
-    def _request(self, key: tuple, image_key: tuple, pixels, tiles: int, question: str) -> Request:
-        return Request(key, image_key, pixels, list(self._prompt_ids(question, tiles)))
+    def _request(
+        self, key: tuple, image_key: tuple, pixels, tiles: int, question: str, limit: int
+    ) -> Request:
+        return Request(key, image_key, pixels, list(self._prompt_ids(question, tiles)), limit)
+
+    @property
+    def grounding_limit(self) -> int:
+        return min(self.options.grounding_max_new_tokens, self.options.max_new_tokens)
 
     def _first_requests(self, job: PageJob) -> list[Request]:
         ask = []
         if job.wants(TASK_OCR):
-            ask.append(("ocr", OCR_QUESTION))
+            ask.append(("ocr", OCR_QUESTION, self.options.max_new_tokens))
         if job.wants(TASK_CHARTS):
-            ask.append(("grounding", GROUNDING_QUESTION))
+            ask.append(("grounding", GROUNDING_QUESTION, self.grounding_limit))
         return [
-            self._request((job.index, kind), (job.index,), job.pixels, job.plan.tiles, q)
-            for kind, q in ask
+            self._request((job.index, kind), (job.index,), job.pixels, job.plan.tiles, q, limit)
+            for kind, q, limit in ask
         ]
 
     def _take_first(self, job: PageJob, answers: dict[tuple, Generation]) -> list[list[float]]:
         """Store the transcription; return the chart boxes (page pixels) the model pointed at."""
         limit = self.options.max_new_tokens
         job.text = job.take("ocr", answers.get((job.index, "ocr")), limit) or ""
-        grounding = job.take("chart grounding", answers.get((job.index, "grounding")), limit)
+        grounding = job.take(
+            "chart grounding", answers.get((job.index, "grounding")), self.grounding_limit
+        )
         if grounding is None:
             return []
         image = job.page.image
@@ -156,6 +166,7 @@ class InternVLEngine:
                     pixels,
                     plan.tiles,
                     TABLE_QUESTION,
+                    self.options.max_new_tokens,
                 )
             )
         return requests

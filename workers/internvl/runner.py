@@ -91,7 +91,10 @@ class GenerationRunner:
         start = self._now()
         try:
             lengths = [len(r.prompt_ids) for r in stream]
-            for i, tokens in decode_stream(self.model, lengths, features.embed, options, slots):
+            limits = [self._limit(r) for r in stream]
+            for i, tokens in decode_stream(
+                self.model, lengths, features.embed, options, slots, limits
+            ):
                 answered.append((stream[i], tokens))
         finally:  # answers found before an out-of-memory error are kept
             generate_s = self._now() - start - features.seconds
@@ -108,7 +111,7 @@ class GenerationRunner:
         work = {r.key: len(r.prompt_ids) + len(tokens) for r, tokens in answered}
         total = sum(work.values()) or 1
         for request, tokens in answered:
-            content, new_tokens, truncated = split_answer(tokens, self.options.max_new_tokens)
+            content, new_tokens, truncated = split_answer(tokens, self._limit(request))
             results[request.key] = Generation(
                 text=self.tokenizer.decode(content, skip_special_tokens=True),
                 new_tokens=new_tokens,
@@ -126,6 +129,11 @@ class GenerationRunner:
         s.generated_tokens += sum(len(tokens) for _, tokens in answered)
         s.vision_seconds += features.seconds
         s.generate_seconds += generate_s
+
+    def _limit(self, request: Request) -> int:
+        return min(
+            request.max_new_tokens or self.options.max_new_tokens, self.options.max_new_tokens
+        )
 
     def encode_images(self, requests: list[Request]) -> dict[tuple, torch.Tensor]:
         """Projected features per distinct image: (tiles * 256, hidden), vision run in chunks."""
