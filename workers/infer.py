@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TypeVar
 
@@ -26,7 +26,7 @@ from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.models import JobStatus, Page, PageStatus, utcnow
 from tessera.errors import TRANSIENT_ERRORS
-from workers.engines.base import PageInput, PageResult
+from workers.engines.base import PageInput, PageResult, results_as_ready
 from workers.enqueue import Enqueuer
 from workers.leases import Heartbeat
 from workers.runtime import Runtime
@@ -42,13 +42,12 @@ def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
     live = _drop_cancelled(rt, pages, options)
     if live:
         with Heartbeat(rt, [(page.id, page.attempt) for page in live]):
-            outcomes = _run_engine(rt, live, options)
-        for page, outcome in zip(live, outcomes):
-            if isinstance(outcome, PageResult):
-                outcome.timings["batch_pages"] = float(len(live))
-                _durably(lambda p=page, o=outcome: _store_result(rt, p, o))
-            else:
-                _durably(lambda p=page, e=outcome: _record_failure(rt, enqueue, p, e))
+            for page, outcome in _run_engine(rt, live, options):  # stored as each page is done
+                if isinstance(outcome, PageResult):
+                    outcome.timings["batch_pages"] = float(len(live))
+                    _durably(lambda p=page, o=outcome: _store_result(rt, p, o))
+                else:
+                    _durably(lambda p=page, e=outcome: _record_failure(rt, enqueue, p, e))
     for job_id in dict.fromkeys(page.job_id for page in pages):
         _durably(lambda j=job_id: assemble_if_complete(rt, enqueue, j))
 
@@ -102,22 +101,49 @@ def _drop_cancelled(rt: Runtime, pages: list[Page], options: dict[str, dict | No
     return live
 
 
-def _run_engine(rt: Runtime, pages: list[Page], options: dict[str, dict]) -> list[PageResult | Exception]:
-    """Run the batch; if it fails as a whole, run each page alone so one bad page fails alone."""
+def _run_engine(
+    rt: Runtime, pages: list[Page], options: dict[str, dict]
+) -> Iterator[tuple[Page, PageResult | Exception]]:
+    """Each page's outcome as the engine finishes it. If the batch fails, the pages it had
+    not finished run alone, so one bad page fails alone."""
     inputs = [_page_input(rt, page, options[page.job_id]) for page in pages]
+    finished: set[int] = set()
     try:
-        return list(rt.engine.process(inputs))
-    except Exception as exc:  # noqa: BLE001 (the engine may fail in any way; isolate the page)
+        for index, result in _engine_results(rt, inputs):
+            finished.add(index)
+            yield pages[index], result
+        return
+    except _EngineFault as fault:
         if len(pages) == 1:
-            log.warning("infer.page_failed", page_id=pages[0].id, error=repr(exc))
-            return [exc]
-    outcomes: list[PageResult | Exception] = []
-    for single in inputs:
+            log.warning("infer.page_failed", page_id=pages[0].id, error=repr(fault.error))
+            yield pages[0], fault.error
+            return
+    for index in (i for i in range(len(pages)) if i not in finished):
         try:
-            outcomes.extend(rt.engine.process([single]))
-        except Exception as exc:  # noqa: BLE001
-            outcomes.append(exc)
-    return outcomes
+            for _, result in _engine_results(rt, [inputs[index]]):
+                yield pages[index], result
+        except _EngineFault as fault:
+            yield pages[index], fault.error
+
+
+class _EngineFault(Exception):
+    """The engine raised; carries its error (kept apart from errors of storing results)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(repr(error))
+        self.error = error
+
+
+def _engine_results(rt: Runtime, inputs: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
+    results = results_as_ready(rt.engine, inputs)
+    while True:
+        try:
+            item = next(results)
+        except StopIteration:
+            return
+        except Exception as exc:  # the engine may fail in any way: isolate the page
+            raise _EngineFault(exc) from exc
+        yield item
 
 
 def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:

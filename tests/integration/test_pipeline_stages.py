@@ -15,12 +15,12 @@ from api.submission import create_job
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.migrate import upgrade
-from storage.models import JobStatus, PageStatus
+from storage.models import JobStatus, Page, PageStatus
 from storage.tenants import get_or_create_tenant
 from tessera.config import Settings
 from tessera.synthetic import make_pdf, render_text_page
 from workers.assemble import assemble_job
-from workers.engines.digest import expected_text
+from workers.engines.digest import DigestEngine, expected_text
 from workers.enqueue import ASSEMBLE, INFER, SPLIT, LocalEnqueuer
 from workers.infer import infer_pages
 from workers.runtime import Runtime
@@ -83,6 +83,54 @@ def test_every_page_result_is_derived_from_its_own_page(rt: Runtime) -> None:
         assert result["text"] == expected_text(image) and result["page"] == page.page_no
     document = json.loads(rt.blobs.get(BlobKeys.result(job.tenant_id, job_id, "json")))
     assert [p["page"] for p in document["pages"]] == [1, 2, 3, 4, 5]
+
+
+class _WatchingDigest(DigestEngine):
+    """The digest engine, in reverse page order, looking at the database before each page:
+    every page it already handed over must be stored (done) by then."""
+
+    def __init__(self, rt: Runtime, fail_batches: bool = False) -> None:
+        super().__init__()
+        self.rt, self.fail_batches = rt, fail_batches
+        self.seen: list[tuple[str, list[PageStatus]]] = []
+
+    def process_iter(self, pages):  # noqa: ANN001, ANN202
+        for index in reversed(range(len(pages))):
+            with self.rt.sessions() as session:
+                statuses = [p.status for p in session.query(Page).order_by(Page.page_no)]
+            self.seen.append((pages[index].ref, statuses))
+            if self.fail_batches and len(pages) > 1 and index < len(pages) - 1:
+                raise RuntimeError("engine fault after the first page of a batch")
+            yield index, self._one(pages[index])
+
+
+def test_each_page_is_stored_as_soon_as_the_engine_finishes_it(rt: Runtime) -> None:
+    engine = _WatchingDigest(rt)
+    rt.__dict__["engine"] = engine
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(2))  # engine_batch_size 2: one batch, pages 2 then 1
+    queue.drain()
+    job, pages = finished(rt, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert [ref for ref, _ in engine.seen] == [f"{job_id}/2", f"{job_id}/1"]
+    assert engine.seen[0][1] == [PageStatus.RUNNING, PageStatus.RUNNING]
+    assert engine.seen[1][1] == [PageStatus.RUNNING, PageStatus.DONE]  # page 2 stored already
+
+
+def test_a_batch_that_fails_midway_keeps_what_it_finished(rt: Runtime) -> None:
+    engine = _WatchingDigest(rt, fail_batches=True)
+    rt.__dict__["engine"] = engine
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(2))
+    queue.drain()
+    job, pages = finished(rt, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    # page 2 was finished before the fault and kept; page 1 then ran alone, still attempt 1
+    assert [(p.status, p.attempt) for p in pages] == [(PageStatus.DONE, 1), (PageStatus.DONE, 1)]
+    assert [ref for ref, _ in engine.seen] == [f"{job_id}/2", f"{job_id}/1", f"{job_id}/1"]
+    for page in pages:
+        image = Image.open(io.BytesIO(rt.blobs.get(page.image_key)))
+        assert json.loads(rt.blobs.get(page.result_key))["text"] == expected_text(image)
 
 
 def test_running_every_stage_twice_changes_nothing(rt: Runtime) -> None:

@@ -32,24 +32,23 @@ class Capacity(Exception):
 
 
 def _shrinking(items, slots, fits):
-    """Run shrink_on_failure with a fake stream: finishes items in order until one does not fit."""
-    calls, done, failed = [], [], []
+    """shrink_on_failure over a fake stream that answers items in order until one does not fit."""
+    calls = []
 
     def run(pending, n):
         calls.append((list(pending), n))
         for item in pending:
             if not fits(item, n):
                 raise Capacity()
-            done.append(item)
+            yield item, f"ok {item}"
 
-    shrink_on_failure(
-        items,
-        slots,
-        run,
-        lambda item: item in done,
-        lambda e: isinstance(e, Capacity),
-        lambda item, exc: failed.append(item),
+    out = list(
+        shrink_on_failure(
+            items, slots, run, lambda e: isinstance(e, Capacity), lambda item, exc: "failed"
+        )
     )
+    done = [item for item, result in out if result.startswith("ok")]
+    failed = [item for item, result in out if result == "failed"]
     return calls, done, failed
 
 
@@ -67,10 +66,11 @@ def test_an_item_that_does_not_fit_alone_fails_alone():
 
 def test_other_errors_are_not_capacity():
     def run(pending, n):
+        yield pending[0], "ok"
         raise KeyError("bug")
 
     with pytest.raises(KeyError):
-        shrink_on_failure([1, 2], 4, run, lambda i: False, lambda e: False, lambda i, e: None)
+        list(shrink_on_failure([1, 2], 4, run, lambda e: False, lambda i, e: None))
 
 
 def test_answer_is_cut_at_im_end():

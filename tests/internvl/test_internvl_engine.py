@@ -196,6 +196,18 @@ def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
     assert "ocr: answer cut at max_new_tokens (6)" in result.warnings
 
 
+def test_pages_come_out_as_soon_as_they_are_complete(tiny_engine):
+    """Unreadable first (no work), then the page whose only answer is short, then the long one."""
+    options = tiny_engine.options
+    pages = [_page(448, 448, 1), _page(448, 448, 2, tasks=("charts",)), PageInput(_truncated_png())]
+    try:
+        options.grounding_max_new_tokens = 2  # its answer ends 4 tokens before the transcription
+        order = [index for index, _ in tiny_engine.process_iter(pages)]
+    finally:
+        options.grounding_max_new_tokens = 256
+    assert order == [2, 1, 0]
+
+
 def test_charts_only_page_has_no_transcription(tiny_engine):
     result = tiny_engine.process([_page(448, 448, 12, tasks=("charts",))])[0]
     assert result.text == "" and result.tiles == {"grid": [1, 1], "count": 1}

@@ -7,6 +7,7 @@ pipeline tests without knowing which one it has.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -65,9 +66,22 @@ class Engine(Protocol):
 
     One call gets a whole batch; the engine decides how to pack it on its device.
     An engine raises only for faults of the engine itself; a page it cannot read
-    comes back as a PageResult with a warning.
+    comes back as a PageResult with a warning. An engine that finishes pages at
+    different times also has `process_iter(pages)`, yielding (index, result) for
+    each page as it is done, in any order (see `results_as_ready`).
     """
 
     name: str
 
     def process(self, pages: list[PageInput]) -> list[PageResult]: ...
+
+
+def results_as_ready(engine: Engine, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
+    """(index, result) per page as the engine finishes it, so a worker can store each page
+    at once: its job's progress moves page by page, and a worker that dies mid-batch loses
+    only the pages it had not finished."""
+    stream = getattr(engine, "process_iter", None)
+    if stream is not None:
+        yield from stream(pages)
+    else:
+        yield from enumerate(engine.process(pages))

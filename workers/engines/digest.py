@@ -10,6 +10,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -43,6 +44,10 @@ class DigestEngine:
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
         return [self._one(page) for page in pages]
+
+    def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
+        for index, page in enumerate(pages):
+            yield index, self._one(page)
 
     def _one(self, page: PageInput) -> PageResult:
         started = time.perf_counter()

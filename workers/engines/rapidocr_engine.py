@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,11 @@ class RapidOcrEngine:
     def process(self, pages: list[PageInput]) -> list[PageResult]:
         ocr = self._load()
         return [self._one(ocr, page) for page in pages]
+
+    def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
+        ocr = self._load()
+        for index, page in enumerate(pages):
+            yield index, self._one(ocr, page)
 
     def _one(self, ocr: Any, page: PageInput) -> PageResult:
         started = time.perf_counter()

@@ -11,13 +11,14 @@ When a stream does not fit the device after all, it goes on with half the slots.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -69,12 +70,12 @@ def _slots(room: int, requests: int, max_rows: int, max_tokens: int | None) -> i
 def shrink_on_failure(
     items: list[T],
     slots: int,
-    run: Callable[[list[T], int], None],
-    finished: Callable[[T], bool],
+    run: Callable[[list[T], int], Iterator[tuple[T, R]]],
     is_capacity_error: Callable[[BaseException], bool],
-    fail: Callable[[T, BaseException], None],
-) -> None:
-    """run(items, slots); after a capacity error, the unfinished items again with half the slots.
+    fail: Callable[[T, BaseException], R],
+) -> Iterator[tuple[T, R]]:
+    """(item, result) from run(items, slots) as they come; after a capacity error, the
+    unfinished items again with half the slots.
 
     With one slot, the first unfinished item is the one that does not fit: it
     fails alone and the rest go on, so one oversized page never fails the
@@ -82,14 +83,17 @@ def shrink_on_failure(
     """
     pending = list(items)
     while pending:
+        finished: set[int] = set()
         try:
-            run(pending, slots)
+            for item, result in run(pending, slots):
+                finished.add(id(item))
+                yield item, result
             return
         except Exception as exc:
             if not is_capacity_error(exc):
                 raise
-            pending = [item for item in pending if not finished(item)]
+            pending = [item for item in pending if id(item) not in finished]
             if slots == 1 and pending:
-                fail(pending[0], exc)
+                yield pending[0], fail(pending[0], exc)
                 pending = pending[1:]
             slots = max(1, slots // 2)

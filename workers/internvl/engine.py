@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,11 +97,37 @@ class InternVLEngine:
         return self.runner.stats
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
+        results = dict(self.process_iter(pages))
+        return [results[i] for i in range(len(pages))]
+
+    def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
+        """(index, result) for each page as soon as it is complete: its transcription (and
+        chart grounding) answered and, when it has charts, their tables read."""
         jobs = [prepare(i, page) for i, page in enumerate(pages)]
-        first = self.runner.run([r for job in jobs if job.ok for r in self._first_requests(job)])
-        boxes = {job.index: self._take_first(job, first) for job in jobs}
-        self.read_tables(jobs, boxes)
-        return [job.result() for job in jobs]
+        first = {job.index: self._first_requests(job) if job.ok else [] for job in jobs}
+        for job in jobs:
+            if not first[job.index]:  # unreadable, or nothing asked
+                self._take_first(job, {})
+                yield job.index, job.result()
+        charted: dict[int, list[list[float]]] = {}
+        for index, answers in self._by_page([r for rs in first.values() for r in rs]):
+            boxes = self._take_first(jobs[index], answers)
+            if boxes:
+                charted[index] = boxes
+            else:
+                yield index, jobs[index].result()
+        for job in self.iter_tables([jobs[i] for i in charted], charted):
+            yield job.index, job.result()
+
+    def _by_page(self, requests: list[Request]) -> Iterator[tuple[int, dict[tuple, Generation]]]:
+        """(page index, its answers) as soon as the last answer of that page is in."""
+        missing = Counter(r.key[0] for r in requests)
+        answers: dict[int, dict[tuple, Generation]] = defaultdict(dict)
+        for key, answer in self.runner.iter_run(requests):
+            answers[key[0]][key] = answer
+            missing[key[0]] -= 1
+            if not missing[key[0]]:
+                yield key[0], answers.pop(key[0])
 
     def _encode_prompt(self, question: str, tiles: int) -> tuple[int, ...]:
         prompt = build_prompt(question, tiles, self.options.system_message, self.tokens_per_tile)
@@ -142,12 +170,23 @@ class InternVLEngine:
         return boxes
 
     def read_tables(self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]) -> None:
-        """Pass 2: one chart-to-table request per box (page pixels), all pages together."""
-        requests = [r for job in jobs for r in self._table_requests(job, boxes[job.index])]
-        answers = self.runner.run(requests)
+        for _ in self.iter_tables(jobs, boxes):
+            pass
+
+    def iter_tables(
+        self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]
+    ) -> Iterator[PageJob]:
+        """Pass 2: one chart-to-table request per box (page pixels), all pages together;
+        each page as soon as its tables are read."""
+        requests = {job.index: self._table_requests(job, boxes[job.index]) for job in jobs}
+        by_index = {job.index: job for job in jobs}
         for job in jobs:
-            for k, box in enumerate(boxes[job.index]):
-                self._take_table(job, box, answers.get((job.index, "table", k)))
+            if not requests[job.index]:
+                yield job
+        for index, answers in self._by_page([r for rs in requests.values() for r in rs]):
+            for k, box in enumerate(boxes[index]):
+                self._take_table(by_index[index], box, answers.get((index, "table", k)))
+            yield by_index[index]
 
     def _table_requests(self, job: PageJob, boxes: list[list[float]]) -> list[Request]:
         requests = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,25 +61,21 @@ class GenerationRunner:
 
     def run(self, requests: list[Request]) -> dict[tuple, Generation]:
         """Answers by request key; a request that cannot fit alone gets an error, no exception."""
+        return dict(self.iter_run(requests))
+
+    def iter_run(self, requests: list[Request]) -> Iterator[tuple[tuple, Generation]]:
+        """(request key, answer) as each answer ends, every request exactly once."""
         o = self.options
-        results: dict[tuple, Generation] = {}
         lengths = [len(r.prompt_ids) for r in requests]
         room = o.max_new_tokens + o.check_every
         for indices, slots in plan_streams(lengths, o.max_batch_rows, o.max_batch_tokens, room):
-            shrink_on_failure(
-                [requests[i] for i in indices],
-                slots,
-                lambda stream, n: self._run_stream(stream, n, results),
-                lambda request: request.key in results,
-                _is_out_of_memory,
-                lambda request, exc: results.__setitem__(request.key, _failed(request, exc)),
-            )
-        return results
+            for request, answer in shrink_on_failure(
+                [requests[i] for i in indices], slots, self._stream, _is_out_of_memory, _failed
+            ):
+                yield request.key, answer
 
     @torch.inference_mode()
-    def _run_stream(
-        self, stream: list[Request], slots: int, results: dict[tuple, Generation]
-    ) -> None:
+    def _stream(self, stream: list[Request], slots: int) -> Iterator[tuple[Request, Generation]]:
         features = _StreamFeatures(self, stream)
         options = DecodeOptions(
             max_new_tokens=self.options.max_new_tokens,
@@ -87,48 +84,38 @@ class GenerationRunner:
             pad_id=PAD_ID,
             check_every=self.options.check_every,
         )
-        answered: list[tuple[Request, list[int]]] = []
+        lengths = [len(r.prompt_ids) for r in stream]
+        limits = [self._limit(r) for r in stream]
         start = self._now()
         try:
-            lengths = [len(r.prompt_ids) for r in stream]
-            limits = [self._limit(r) for r in stream]
             for i, tokens in decode_stream(
                 self.model, lengths, features.embed, options, slots, limits
             ):
-                answered.append((stream[i], tokens))
-        finally:  # answers found before an out-of-memory error are kept
-            generate_s = self._now() - start - features.seconds
-            self._record(answered, features, generate_s, results)
+                yield stream[i], self._answer(stream[i], tokens, features, slots)
+        finally:  # also when out of memory: the stream's time is spent either way
+            s = self.stats
+            s.streams += 1
+            s.tiles += features.tiles
+            s.vision_seconds += features.seconds
+            s.generate_seconds += self._now() - start - features.seconds
 
-    def _record(
-        self,
-        answered: list[tuple[Request, list[int]]],
-        features: _StreamFeatures,
-        generate_s: float,
-        results: dict[tuple, Generation],
-    ) -> None:
-        """Each answer with its share of the stream's time: vision by tiles, the rest by tokens."""
-        work = {r.key: len(r.prompt_ids) + len(tokens) for r, tokens in answered}
-        total = sum(work.values()) or 1
-        for request, tokens in answered:
-            content, new_tokens, truncated = split_answer(tokens, self._limit(request))
-            results[request.key] = Generation(
-                text=self.tokenizer.decode(content, skip_special_tokens=True),
-                new_tokens=new_tokens,
-                truncated=truncated,
-                timings={
-                    "vision": features.share(request),
-                    "generate": generate_s * work[request.key] / total,
-                },
-            )
+    def _answer(
+        self, request: Request, tokens: list[int], features: _StreamFeatures, slots: int
+    ) -> Generation:
+        """The answer, charged its image's vision time and its share of the decode batch's
+        time (its time in a slot / slots)."""
+        content, new_tokens, truncated = split_answer(tokens, self._limit(request))
+        in_slot = time.perf_counter() - features.admitted_at[id(request)]
         s = self.stats
-        s.streams += 1
-        s.requests += len(answered)
-        s.tiles += features.tiles
-        s.prompt_tokens += sum(len(r.prompt_ids) for r, _ in answered)
-        s.generated_tokens += sum(len(tokens) for _, tokens in answered)
-        s.vision_seconds += features.seconds
-        s.generate_seconds += generate_s
+        s.requests += 1
+        s.prompt_tokens += len(request.prompt_ids)
+        s.generated_tokens += len(tokens)
+        return Generation(
+            text=self.tokenizer.decode(content, skip_special_tokens=True),
+            new_tokens=new_tokens,
+            truncated=truncated,
+            timings={"vision": features.share(request), "generate": in_slot / slots},
+        )
 
     def _limit(self, request: Request) -> int:
         return min(
@@ -187,6 +174,7 @@ class _StreamFeatures:
         self.seconds = 0.0
         self.tiles = 0
         self._share: dict[tuple, float] = {}
+        self.admitted_at: dict[int, float] = {}  # by id(request)
 
     def embed(self, indices: list[int]) -> list[torch.Tensor]:
         batch = [self.stream[i] for i in indices]
@@ -201,6 +189,8 @@ class _StreamFeatures:
             for r in new:
                 self._share[r.image_key] = seconds * len(r.pixels) / tiles
         embeds = [self.runner.embed(r, self.ready[r.image_key]) for r in batch]
+        now = time.perf_counter()
+        self.admitted_at.update((id(r), now) for r in batch)
         for r in batch:
             self.users[r.image_key] -= 1
             if not self.users[r.image_key]:
