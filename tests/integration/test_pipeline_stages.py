@@ -15,7 +15,7 @@ from api.submission import create_job
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.migrate import upgrade
-from storage.models import JobStatus, Page, PageStatus
+from storage.models import JobStatus, PageStatus
 from storage.tenants import get_or_create_tenant
 from tessera.config import Settings
 from tessera.synthetic import make_pdf, render_text_page
@@ -96,8 +96,9 @@ class _WatchingDigest(DigestEngine):
 
     def process_iter(self, pages):  # noqa: ANN001, ANN202
         for index in reversed(range(len(pages))):
+            job_id = pages[index].ref.split("/")[0]
             with self.rt.sessions() as session:
-                statuses = [p.status for p in session.query(Page).order_by(Page.page_no)]
+                statuses = [p.status for p in job_repo.pages_of(session, job_id)]
             self.seen.append((pages[index].ref, statuses))
             if self.fail_batches and len(pages) > 1 and index < len(pages) - 1:
                 raise RuntimeError("engine fault after the first page of a batch")
