@@ -86,14 +86,16 @@ def test_gpu_worker_sigkilled_ten_times_loses_and_repeats_nothing(stack, stack_e
 def test_pool_child_sigkilled_loses_and_repeats_nothing(stack, stack_env, done_log) -> None:  # noqa: ANN001
     running, client = stack
     job_id = client.submit(numbered_pdf(100), "chaos.pdf").json()["id"]
-    kills = 0
+    kills, restarts = 0, []
     while kills < 10 and client.job(job_id)["status"] not in ("succeeded", "failed"):
         time.sleep(1.0)
+        restarts += running.supervise()
         for pid in child_pids(running.gpus[0].proc.pid):
             os.kill(pid, signal.SIGKILL)
             kills += 1
-    assert kills >= 5
-    check_exactly_once(client, stack_env, done_log, client.wait(job_id, timeout=240))
+    assert kills >= 5, f"{kills} kills; restarted: {restarts}\n{running.gpu_logs()[-3000:]}"
+    job = client.wait(job_id, timeout=240, each_poll=running.supervise)
+    check_exactly_once(client, stack_env, done_log, job)
 
 
 @pytest.mark.parametrize("stack", [{"env": {"TESSERA_DIGEST_POISON": "true"}}], indirect=True)

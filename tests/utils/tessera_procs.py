@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,15 @@ class ApiClient:
         response.raise_for_status()
         return response.json()
 
-    def wait(self, job_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    def wait(
+        self, job_id: str, timeout: float = 180.0, each_poll: Callable[[], object] | None = None
+    ) -> dict[str, Any]:
         """Poll until the job is final. A 503 (a dependency briefly down) is waited out; any
-        other error status fails the test."""
+        other error status fails the test. `each_poll()` runs before every poll."""
         deadline, job = time.monotonic() + timeout, {"status": "unknown"}
         while time.monotonic() < deadline:
+            if each_poll is not None:
+                each_poll()
             response = self.http.get(f"/v1/jobs/{job_id}")
             if response.status_code != 503:
                 response.raise_for_status()
@@ -164,6 +169,17 @@ class Stack:
     def start_gpus(self) -> None:
         for gpu in self.gpus:
             gpu.start()
+
+    def supervise(self) -> list[str]:
+        """Restart any worker that has exited, as the deployments do (docker-compose
+        `restart: unless-stopped`, Kubernetes). Celery's main process can die when a pool
+        child is SIGKILLed at a bad moment (celery/celery#5690); returns what was restarted."""
+        restarted = []
+        for name, process in (("cpu", self.cpu), *((f"gpu-{i}", g) for i, g in enumerate(self.gpus))):
+            if process.proc is not None and process.proc.poll() is not None:
+                restarted.append(f"{name} (exit {process.proc.returncode})")
+                process.start()
+        return restarted
 
     def kill_gpu(self, index: int = 0) -> None:
         """SIGKILL the whole worker (main process and pool) and start a fresh one."""
