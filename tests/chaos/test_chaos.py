@@ -86,13 +86,18 @@ def test_gpu_worker_sigkilled_ten_times_loses_and_repeats_nothing(stack, stack_e
 def test_pool_child_sigkilled_loses_and_repeats_nothing(stack, stack_env, done_log) -> None:  # noqa: ANN001
     running, client = stack
     job_id = client.submit(numbered_pdf(100), "chaos.pdf").json()["id"]
-    kills, restarts = 0, []
+    kills, restarts, last_child = 0, [], time.monotonic()
     while kills < 10 and client.job(job_id)["status"] not in ("succeeded", "failed"):
         time.sleep(1.0)
         restarts += running.supervise()
         for pid in child_pids(running.gpus[0].proc.pid):
             os.kill(pid, signal.SIGKILL)
-            kills += 1
+            kills, last_child = kills + 1, time.monotonic()
+        assert time.monotonic() - last_child < 60, (
+            f"the gpu worker has had no pool process for 60 s (alive: "
+            f"{running.gpus[0].proc.poll() is None}; restarted: {restarts})\n"
+            f"{running.gpu_logs()[-3000:]}"
+        )
     assert kills >= 5, f"{kills} kills; restarted: {restarts}\n{running.gpu_logs()[-3000:]}"
     job = client.wait(job_id, timeout=240, each_poll=running.supervise)
     check_exactly_once(client, stack_env, done_log, job)
