@@ -16,6 +16,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TypeVar
 
@@ -41,15 +42,30 @@ def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
     pages, options = _claim(rt, enqueue, page_ids)
     live = _drop_cancelled(rt, pages, options)
     if live:
-        with Heartbeat(rt, [(page.id, page.attempt) for page in live]):
-            for page, outcome in _run_engine(rt, live, options):  # stored as each page is done
-                if isinstance(outcome, PageResult):
-                    outcome.timings["batch_pages"] = float(len(live))
-                    _durably(lambda p=page, o=outcome: _store_result(rt, p, o))
-                else:
-                    _durably(lambda p=page, e=outcome: _record_failure(rt, enqueue, p, e))
+        # Each page is stored as soon as the engine hands it over, by a writer thread, so the
+        # engine's device does not wait on S3 and the database between pages. The heartbeat
+        # covers the pages until their writes are done; a failed write fails the task.
+        with Heartbeat(rt, [(page.id, page.attempt) for page in live]), ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="page-writer"
+        ) as writer:
+            writes = [
+                writer.submit(_settle, rt, enqueue, page, outcome, len(live))
+                for page, outcome in _run_engine(rt, live, options)
+            ]
+            for write in writes:
+                write.result()
     for job_id in dict.fromkeys(page.job_id for page in pages):
         _durably(lambda j=job_id: assemble_if_complete(rt, enqueue, j))
+
+
+def _settle(
+    rt: Runtime, enqueue: Enqueuer, page: Page, outcome: PageResult | Exception, batch_pages: int
+) -> None:
+    if isinstance(outcome, PageResult):
+        outcome.timings["batch_pages"] = float(batch_pages)
+        _durably(lambda: _store_result(rt, page, outcome))
+    else:
+        _durably(lambda: _record_failure(rt, enqueue, page, outcome))
 
 
 def assemble_if_complete(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
@@ -81,7 +97,7 @@ def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Pa
     return pages, options
 
 
-def _options(session, job_id: str) -> dict | None:  # noqa: ANN001
+def _options(session, job_id: str) -> dict | None:
     job = job_repo.get_job(session, job_id)
     if job is None or job.status != JobStatus.PROCESSING or job.cancel_requested:
         return None
