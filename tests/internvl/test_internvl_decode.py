@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from workers.internvl.decode import DecodeOptions, decode_stream
+from workers.internvl.decode import DecodeOptions, PrefillCounts, decode_stream
 from workers.internvl.kv_cache import KVBuffers, StepPlan
 
 pytestmark = pytest.mark.internvl
@@ -153,6 +153,50 @@ def test_each_prompt_can_have_its_own_length_limit(model, ends_at_varied_steps):
     assert [len(answers[i]) for i in range(4)] == limits  # forced to each prompt's own limit
     for i, prompt in enumerate(prompts):
         assert answers[i] == _alone(model, prompt, max_new=limits[i], min_new=limits[i])
+
+
+def test_a_shared_prefix_is_copied_not_computed_and_changes_no_token(model, ends_at_varied_steps):
+    """Prompts 1 and 3 start like prompt 0 (the OCR and chart prompts of one page do)."""
+    base = _prompts(model, [30, 5, 7, 9], seed=4)
+    prompts = [
+        base[0],
+        torch.cat([base[0][:24], base[1]]),
+        base[2],
+        torch.cat([base[0][:20], base[3]]),
+    ]
+    shared = {1: (0, 24), 3: (0, 20)}
+    counts = PrefillCounts()
+    answers = dict(
+        decode_stream(
+            model,
+            [len(p) for p in prompts],
+            lambda idx: [prompts[i] for i in idx],
+            DecodeOptions(max_new_tokens=MAX_NEW, eos_id=EOS, pad_id=PAD),
+            4,
+            shared=shared,
+            counts=counts,
+        )
+    )
+    assert counts.shared == 24 + 20
+    assert counts.computed == sum(len(p) for p in prompts) - counts.shared
+    assert [answers[i] for i in range(4)] == [_alone(model, p, MAX_NEW) for p in prompts]
+
+
+def test_a_prefix_whose_owner_left_its_slot_is_computed(model):
+    prompts = _prompts(model, [12, 12], seed=5)
+    prompts[1] = torch.cat([prompts[0][:8], prompts[1][:4]])
+    counts = PrefillCounts()
+    options = DecodeOptions(max_new_tokens=3, eos_id=EOS, pad_id=PAD)
+    lengths = [len(p) for p in prompts]
+
+    def embed(idx):
+        return [prompts[i] for i in idx]
+
+    answers = dict(
+        decode_stream(model, lengths, embed, options, 1, shared={1: (0, 8)}, counts=counts)
+    )
+    assert counts.shared == 0 and counts.computed == 24  # one slot: prompt 0 was gone
+    assert answers[1] == _alone(model, prompts[1], 3)
 
 
 def test_no_prompts_no_work(model):

@@ -12,7 +12,7 @@ from PIL import Image
 from workers.engines.base import PageInput
 from workers.internvl.batching import Request
 from workers.internvl.pages import prepare
-from workers.internvl.prompt import IMG_CONTEXT_ID, OCR_QUESTION, build_prompt
+from workers.internvl.prompt import GROUNDING_QUESTION, IMG_CONTEXT_ID, OCR_QUESTION, build_prompt
 from workers.internvl.tiling import normalise, tile_uint8
 
 pytestmark = pytest.mark.internvl
@@ -206,6 +206,20 @@ def test_pages_come_out_as_soon_as_they_are_complete(tiny_engine):
     finally:
         options.grounding_max_new_tokens = 256
     assert order == [2, 1, 0]
+
+
+def test_a_pages_chart_prompt_reuses_its_transcription_prompts_image_tokens(tiny_engine):
+    page = _page(900, 600, 14, max_tiles=6)  # 3x2 + thumbnail = 7 tiles
+    stats = tiny_engine.stats
+    alone = tiny_engine.process([page])[0].text
+    shared_before, computed_before = stats.shared_prefix_tokens, stats.prefilled_tokens
+    both = tiny_engine.process([PageInput(page.image, tasks=("ocr", "charts"), max_tiles=6)])[0]
+    shared = stats.shared_prefix_tokens - shared_before
+    assert shared > 7 * 256  # the system message and every image token, at least
+    ocr_prompt = len(tiny_engine._prompt_ids(OCR_QUESTION, 7))
+    grounding_prompt = len(tiny_engine._prompt_ids(GROUNDING_QUESTION, 7))
+    assert stats.prefilled_tokens - computed_before == ocr_prompt + grounding_prompt - shared
+    assert both.text == alone  # copying the prefix changes no token
 
 
 def test_charts_only_page_has_no_transcription(tiny_engine):

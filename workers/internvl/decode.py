@@ -17,7 +17,7 @@ for that prompt alone (tests/internvl/test_internvl_decode.py).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +26,8 @@ from workers.internvl.kv_cache import KVBuffers, StepPlan
 
 # embed(indices) -> one (prompt length, hidden) tensor per index, called when they are admitted
 EmbedFn = Callable[[list[int]], list[torch.Tensor]]
+# prompt index -> (index of an earlier prompt, number of leading tokens the two have in common)
+SharedPrefixes = Mapping[int, tuple[int, int]]
 
 
 @dataclass
@@ -37,13 +39,27 @@ class DecodeOptions:
     check_every: int = 4  # decode steps between looks at the tokens (ended answers, refills)
 
 
+@dataclass
+class PrefillCounts:
+    """Prompt tokens computed, and prompt tokens copied from a slot that had them."""
+
+    computed: int = 0
+    shared: int = 0
+
+
 class SlotStream:
     """Decode state of `slots` rows; host-side bookkeeping mirrors the device tensors."""
 
     def __init__(
-        self, model, options: DecodeOptions, slots: int, max_prompt: int, limits: Sequence[int]
+        self,
+        model,
+        options: DecodeOptions,
+        slots: int,
+        max_prompt: int,
+        limits: Sequence[int],
+        counts: PrefillCounts,
     ):
-        self.model, self.options, self.limits = model, options, limits
+        self.model, self.options, self.limits, self.counts = model, options, limits, counts
         embeddings = model.get_input_embeddings().weight
         device, dtype = embeddings.device, embeddings.dtype
         # a row keeps decoding until the host looks: up to check_every - 1 steps past its end
@@ -72,17 +88,30 @@ class SlotStream:
     def active(self) -> bool:
         return any(owner is not None for owner in self.owner)
 
-    def admit(self, slot: int, request: int, embeds: torch.Tensor) -> torch.Tensor:
-        """Prefill `embeds` (length, hidden) into `slot`; returns its first token (on the device)."""
+    def admit(
+        self, slot: int, request: int, embeds: torch.Tensor, shared: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Prefill `embeds` (length, hidden) into `slot`; returns its first token (on the device).
+
+        `shared` (earlier request, n): when that request still holds a slot, its first n
+        columns are copied instead of computed (causal attention: a prefix's keys and
+        values do not depend on what follows it).
+        """
         length = embeds.shape[0]
         if length + self.limits[request] + self.options.check_every > self.capacity:
             raise ValueError(f"prompt of {length} tokens is longer than the stream was sized for")
         self.min_new[slot] = min(self.options.min_new_tokens, self.limits[request])
         self.produced[slot] = 0
+        start = 0
+        if shared is not None and shared[0] in self.owner and 0 < shared[1] < length:
+            start = shared[1]
+            self.buffers.copy_prefix(self.owner.index(shared[0]), slot, start)
+            self.counts.shared += start
+        self.counts.computed += length - start
         logits = self.model(
-            inputs_embeds=embeds[None],
-            position_ids=torch.arange(length, device=embeds.device)[None],
-            past_key_values=self.buffers.prefill_cache(slot),
+            inputs_embeds=embeds[None, start:],
+            position_ids=torch.arange(start, length, device=embeds.device)[None],
+            past_key_values=self.buffers.prefill_cache(slot, start),
             use_cache=True,
             logits_to_keep=1,
         ).logits[0, -1]
@@ -175,20 +204,26 @@ def decode_stream(
     options: DecodeOptions,
     slots: int,
     limits: Sequence[int] | None = None,
+    shared: SharedPrefixes | None = None,
+    counts: PrefillCounts | None = None,
 ) -> Iterator[tuple[int, list[int]]]:
     """Yield (prompt index, tokens) as each answer ends; prompts are admitted in index order.
 
     Tokens end with `eos_id` unless the answer was cut at its limit: `limits[i]`
-    new tokens for prompt i, or `max_new_tokens`.
+    new tokens for prompt i, or `max_new_tokens`. `shared[i]` names an earlier
+    prompt that starts like prompt i (the OCR and chart prompts of one page share
+    the system message and all the page's image tokens): its prefix is copied when
+    that prompt still holds a slot. `counts`, when given, adds up the prompt tokens.
     """
     if not prompt_lengths:
         return
     limits = list(limits) if limits is not None else [options.max_new_tokens] * len(prompt_lengths)
     slots = min(slots, len(prompt_lengths))
-    stream = SlotStream(model, options, slots, max(prompt_lengths), limits)
+    counts = counts if counts is not None else PrefillCounts()
+    stream = SlotStream(model, options, slots, max(prompt_lengths), limits, counts)
     waiting = deque(range(len(prompt_lengths)))
     while True:
-        for request in _admit(stream, waiting, embed):  # answers of one token
+        for request in _admit(stream, waiting, embed, shared or {}):  # answers of one token
             yield request, stream.answers.pop(request)
         if not stream.active():
             return
@@ -200,13 +235,13 @@ def decode_stream(
         stream.release_idle()
 
 
-def _admit(stream: SlotStream, waiting: deque, embed: EmbedFn) -> list[int]:
+def _admit(stream: SlotStream, waiting: deque, embed: EmbedFn, shared: SharedPrefixes) -> list[int]:
     """Fill the free slots from the queue; the requests whose first token already ended them."""
     ended: list[int] = []
     while waiting and (free := stream.free_slots()):
         batch = [waiting.popleft() for _ in range(min(len(free), len(waiting)))]
         firsts = [
-            stream.admit(slot, request, embeds)
+            stream.admit(slot, request, embeds, shared.get(request))
             for slot, request, embeds in zip(free, batch, embed(batch))
         ]
         for slot, first in zip(free, torch.stack(firsts).tolist()):  # one device sync

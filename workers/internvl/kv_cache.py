@@ -35,12 +35,12 @@ class StepPlan:
 class _BufferLayer(DynamicLayer):
     """A DynamicLayer whose `keys`/`values` are views of buffers it never reallocates."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int = 0):
         super().__init__()
         self._key_buffer, self._value_buffer = keys, values
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
-        self._expose(0)
+        self._expose(filled)
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         """Allocated up front: nothing to do on first use."""
@@ -54,7 +54,8 @@ class _BufferLayer(DynamicLayer):
 
 
 class PrefillLayer(_BufferLayer):
-    """One slot's row: a prompt's keys and values written from column 0."""
+    """One slot's row: a prompt's keys and values written after the `filled` columns already
+    there (0, or a prefix copied from a slot holding a prompt that starts the same way)."""
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
@@ -110,10 +111,16 @@ class KVBuffers:
             for _ in range(text_config.num_hidden_layers)
         ]
 
-    def prefill_cache(self, slot: int) -> Cache:
-        """A transformers Cache over one slot's row, empty: the next forward writes from column 0."""
+    def prefill_cache(self, slot: int, filled: int = 0) -> Cache:
+        """A transformers Cache over one slot's row; the next forward writes after column `filled`."""
         rows = slice(slot, slot + 1)
-        return Cache(layers=[PrefillLayer(k[rows], v[rows]) for k, v in self.layers])
+        return Cache(layers=[PrefillLayer(k[rows], v[rows], filled) for k, v in self.layers])
+
+    def copy_prefix(self, source: int, target: int, columns: int) -> None:
+        """The first `columns` keys and values of slot `source`, into slot `target`."""
+        for keys, values in self.layers:
+            keys[target, :, :columns] = keys[source, :, :columns]
+            values[target, :, :columns] = values[source, :, :columns]
 
     def decode_cache(self, plan: StepPlan) -> Cache:
         return Cache(layers=[SlotLayer(k, v, plan) for k, v in self.layers])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from workers.internvl.batching import Generation, Request, plan_streams, shrink_on_failure
-from workers.internvl.decode import DecodeOptions, decode_stream
+from workers.internvl.decode import DecodeOptions, PrefillCounts, decode_stream
 from workers.internvl.prompt import IM_END_ID, IMG_CONTEXT_ID, PAD_ID
 from workers.internvl.tiling import normalise_tensor
 
@@ -43,6 +43,8 @@ class RunStats:
     requests: int = 0
     tiles: int = 0
     prompt_tokens: int = 0
+    prefilled_tokens: int = 0  # prompt tokens computed
+    shared_prefix_tokens: int = 0  # prompt tokens copied from a prompt of the same image
     generated_tokens: int = 0
     vision_seconds: float = 0.0
     generate_seconds: float = 0.0  # prefill + decode, vision excluded
@@ -69,8 +71,9 @@ class GenerationRunner:
         lengths = [len(r.prompt_ids) for r in requests]
         room = o.max_new_tokens + o.check_every
         for indices, slots in plan_streams(lengths, o.max_batch_rows, o.max_batch_tokens, room):
+            stream = _images_together([requests[i] for i in indices])
             for request, answer in shrink_on_failure(
-                [requests[i] for i in indices], slots, self._stream, _is_out_of_memory, _failed
+                stream, slots, self._stream, _is_out_of_memory, _failed
             ):
                 yield request.key, answer
 
@@ -86,15 +89,25 @@ class GenerationRunner:
         )
         lengths = [len(r.prompt_ids) for r in stream]
         limits = [self._limit(r) for r in stream]
+        counts = PrefillCounts()
         start = self._now()
         try:
             for i, tokens in decode_stream(
-                self.model, lengths, features.embed, options, slots, limits
+                self.model,
+                lengths,
+                features.embed,
+                options,
+                slots,
+                limits,
+                shared=shared_prefixes(stream),
+                counts=counts,
             ):
                 yield stream[i], self._answer(stream[i], tokens, features, slots)
         finally:  # also when out of memory: the stream's time is spent either way
             s = self.stats
             s.streams += 1
+            s.prefilled_tokens += counts.computed
+            s.shared_prefix_tokens += counts.shared
             s.tiles += features.tiles
             s.vision_seconds += features.seconds
             s.generate_seconds += self._now() - start - features.seconds
@@ -200,6 +213,34 @@ class _StreamFeatures:
     def share(self, request: Request) -> float:
         """The vision seconds of the request's image, split between the prompts that share it."""
         return self._share.get(request.image_key, 0.0) / self.sharers[request.image_key]
+
+
+def _images_together(stream: list[Request]) -> list[Request]:
+    """The stream with the prompts of each image next to each other (first image first), so
+    a page's second prompt is admitted while its first still holds a slot."""
+    by_image: dict[tuple, list[Request]] = {}
+    for request in stream:
+        by_image.setdefault(request.image_key, []).append(request)
+    return [request for group in by_image.values() for request in group]
+
+
+def shared_prefixes(stream: list[Request]) -> dict[int, tuple[int, int]]:
+    """For each prompt after the first of its image: (index of that first prompt, leading
+    tokens the two have in common), the last prompt token always left to compute."""
+    first: dict[tuple, int] = {}
+    shared = {}
+    for i, request in enumerate(stream):
+        if request.image_key not in first:
+            first[request.image_key] = i
+            continue
+        donor = stream[first[request.image_key]].prompt_ids
+        n = 0
+        limit = min(len(donor), len(request.prompt_ids) - 1)
+        while n < limit and donor[n] == request.prompt_ids[n]:
+            n += 1
+        if n:
+            shared[i] = (first[request.image_key], n)
+    return shared
 
 
 def split_answer(row: list[int], max_new_tokens: int) -> tuple[list[int], int, bool]:
