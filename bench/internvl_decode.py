@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from workers.internvl.architecture import full_size_original_config, random_model
-from workers.internvl.decode import DecodeOptions, decode_stream
+from workers.internvl.decode import DecodeOptions, PromptQueue, decode_stream
 from workers.internvl.kv_cache import KVBuffers
 from workers.internvl.prompt import IM_END_ID, PAD_ID
 
@@ -88,16 +88,8 @@ def tessera(model, batch: list[torch.Tensor], limits: list[int], rows: int) -> l
     options = DecodeOptions(
         max_new_tokens=max(limits), min_new_tokens=max(limits), eos_id=IM_END_ID, pad_id=PAD_ID
     )
-    answers = dict(
-        decode_stream(
-            model,
-            [len(p) for p in batch],
-            lambda idx: [batch[i] for i in idx],
-            options,
-            rows,
-            limits,
-        )
-    )
+    queue = PromptQueue.of([len(p) for p in batch], limits)
+    answers = dict(decode_stream(model, queue, lambda idx: [batch[i] for i in idx], options, rows))
     return [answers[i] for i in range(len(batch))]
 
 

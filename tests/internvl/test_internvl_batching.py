@@ -27,6 +27,13 @@ def test_with_a_cap_length_classes_get_slots_by_their_longest_prompt():
     assert plan_streams([5000], max_rows=8, max_tokens=1200) == [([0], 1)]
 
 
+def test_room_for_prompts_that_join_later_counts_against_the_cap():
+    # prompts of 100 tokens, but prompts of up to 500 may join: 600 per slot under 1200
+    assert plan_streams([100, 100, 100], 8, 1200, answer_room=100, prompt_room=500) == [
+        ([0, 1, 2], 2)
+    ]
+
+
 class Capacity(Exception):
     pass
 

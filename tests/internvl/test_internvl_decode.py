@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from workers.internvl.decode import DecodeOptions, PrefillCounts, decode_stream
+from workers.internvl.decode import DecodeOptions, PrefillCounts, PromptQueue, decode_stream
 from workers.internvl.kv_cache import KVBuffers, StepPlan
 
 pytestmark = pytest.mark.internvl
@@ -82,16 +82,10 @@ def _stream(
         admitted.extend(indices)
         return [prompts[i] for i in indices]
 
-    decoded = list(
-        decode_stream(
-            model,
-            [len(p) for p in prompts],
-            embed,
-            DecodeOptions(eos_id=EOS, pad_id=PAD, **options),
-            slots,
-            limits,
-        )
-    )
+    options = DecodeOptions(eos_id=EOS, pad_id=PAD, **options)
+    limits = limits or [options.max_new_tokens] * len(prompts)
+    queue = PromptQueue.of([len(p) for p in prompts], limits)
+    decoded = list(decode_stream(model, queue, embed, options, slots))
     assert sorted(admitted) == list(range(len(prompts))), "every prompt admitted exactly once"
     return dict(decoded), [i for i, _ in decoded]
 
@@ -166,16 +160,10 @@ def test_a_shared_prefix_is_copied_not_computed_and_changes_no_token(model, ends
     ]
     shared = {1: (0, 24), 3: (0, 20)}
     counts = PrefillCounts()
+    queue = PromptQueue.of([len(p) for p in prompts], [MAX_NEW] * 4, shared)
+    options = DecodeOptions(max_new_tokens=MAX_NEW, eos_id=EOS, pad_id=PAD)
     answers = dict(
-        decode_stream(
-            model,
-            [len(p) for p in prompts],
-            lambda idx: [prompts[i] for i in idx],
-            DecodeOptions(max_new_tokens=MAX_NEW, eos_id=EOS, pad_id=PAD),
-            4,
-            shared=shared,
-            counts=counts,
-        )
+        decode_stream(model, queue, lambda idx: [prompts[i] for i in idx], options, 4, counts)
     )
     assert counts.shared == 24 + 20
     assert counts.computed == sum(len(p) for p in prompts) - counts.shared
@@ -192,15 +180,36 @@ def test_a_prefix_whose_owner_left_its_slot_is_computed(model):
     def embed(idx):
         return [prompts[i] for i in idx]
 
-    answers = dict(
-        decode_stream(model, lengths, embed, options, 1, shared={1: (0, 8)}, counts=counts)
-    )
+    queue = PromptQueue.of(lengths, [3, 3], {1: (0, 8)})
+    answers = dict(decode_stream(model, queue, embed, options, 1, counts))
     assert counts.shared == 0 and counts.computed == 24  # one slot: prompt 0 was gone
     assert answers[1] == _alone(model, prompts[1], 3)
 
 
+def test_prompts_added_while_the_stream_runs_are_answered_too(model, ends_at_varied_steps):
+    """Each answer of the first three prompts brings one more prompt (as a page's grounding
+    answer brings its charts' tables); all six get generate's tokens."""
+    prompts = _prompts(model, [9, 14, 6, 11, 7, 13], seed=6)
+    queue = PromptQueue.of([len(p) for p in prompts[:3]], [MAX_NEW] * 3)
+    options = DecodeOptions(max_new_tokens=MAX_NEW, eos_id=EOS, pad_id=PAD)
+    queued = prompts[:3]  # by queue index
+    answers, added = {}, {}
+    for index, tokens in decode_stream(
+        model, queue, lambda idx: [queued[i] for i in idx], options, 2, max_prompt=14
+    ):
+        answers[index] = tokens
+        if index < 3:  # queue index of the prompt this answer brought
+            queued.append(prompts[index + 3])
+            added[index] = queue.add(len(prompts[index + 3]), MAX_NEW)
+    assert sorted(answers) == list(range(6)) and sorted(added.values()) == [3, 4, 5]
+    for i in range(3):
+        assert answers[i] == _alone(model, prompts[i], MAX_NEW)
+        assert answers[added[i]] == _alone(model, prompts[i + 3], MAX_NEW)
+
+
 def test_no_prompts_no_work(model):
-    assert list(decode_stream(model, [], lambda i: [], DecodeOptions(max_new_tokens=4), 4)) == []
+    queue = PromptQueue.of([], [])
+    assert list(decode_stream(model, queue, lambda i: [], DecodeOptions(max_new_tokens=4), 4)) == []
 
 
 def test_decode_step_writes_each_slot_at_its_own_column(model):

@@ -159,6 +159,25 @@ def test_out_of_device_memory_shrinks_the_stream_then_fails_only_the_page_that_c
     assert runner.stats.streams - streams_before >= 3  # 4 slots, 2, then 1
 
 
+def test_requests_an_answer_calls_for_are_answered_in_the_stream_or_after_it(tiny_engine):
+    runner = tiny_engine.runner
+    small, big, extra_small = _requests(tiny_engine, [(448, 448, 1), (900, 600, 6), (448, 448, 1)])
+    extra_small = Request(("extra",), ("extra",), extra_small.pixels, extra_small.prompt_ids)
+    big = Request(("big",), ("big",), big.pixels, big.prompt_ids)
+    calls = []
+
+    def follow_up(key, answer):
+        calls.append(key)
+        return [extra_small, big] if key == small.key else []
+
+    streams = runner.stats.streams
+    answers = dict(runner.iter_run([small], follow_up))
+    assert set(answers) == {small.key, ("extra",), ("big",)} and len(calls) == 3
+    assert runner.stats.streams - streams == 2  # the longer prompt ran in a stream after
+    alone = runner.run([Request(("x",), ("x",), big.pixels, big.prompt_ids)])
+    assert answers[("big",)].text == alone[("x",)].text
+
+
 def test_unreadable_page_fails_alone(tiny_engine):
     results = tiny_engine.process(
         [_page(448, 448, 7), PageInput(image=_truncated_png()), _page(448, 448, 8)]
@@ -220,6 +239,22 @@ def test_a_pages_chart_prompt_reuses_its_transcription_prompts_image_tokens(tiny
     grounding_prompt = len(tiny_engine._prompt_ids(GROUNDING_QUESTION, 7))
     assert stats.prefilled_tokens - computed_before == ocr_prompt + grounding_prompt - shared
     assert both.text == alone  # copying the prefix changes no token
+
+
+def test_a_charts_table_joins_the_running_stream_once_its_box_is_found(tiny_engine, monkeypatch):
+    """Random weights point at no chart: the grounding answer's box is given here."""
+    box = [10.0, 10.0, 210.0, 160.0]  # a one-tile crop
+    monkeypatch.setattr(tiny_engine, "_chart_boxes", lambda job, answer: [box])
+    pages = [_page(900, 600, 15, tasks=("ocr", "charts"), max_tiles=6), _page(448, 448, 16)]
+    streams, requests = tiny_engine.stats.streams, tiny_engine.stats.requests
+    results = tiny_engine.process(pages)
+    assert tiny_engine.stats.streams - streams == 1  # no second pass for the tables
+    assert tiny_engine.stats.requests - requests == 4  # ocr + grounding + table, ocr
+    [chart] = results[0].charts
+    assert (
+        chart.bbox == box and "chart table: no table in the model's answer" in results[0].warnings
+    )
+    assert results[1].charts == [] and results[1].text
 
 
 def test_charts_only_page_has_no_transcription(tiny_engine):

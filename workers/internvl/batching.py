@@ -44,13 +44,17 @@ class Generation:
 
 
 def plan_streams(
-    lengths: Sequence[int], max_rows: int, max_tokens: int | None = None, answer_room: int = 0
+    lengths: Sequence[int],
+    max_rows: int,
+    max_tokens: int | None = None,
+    answer_room: int = 0,
+    prompt_room: int = 0,
 ) -> list[tuple[list[int], int]]:
     """(indices longest first, slots) per stream.
 
-    A slot's cache room is its stream's longest prompt + `answer_room`; slots x
-    room stays within `max_tokens` (at least one slot: an oversized prompt still
-    runs, alone).
+    A slot's cache room is its stream's longest prompt (at least `prompt_room`, for
+    prompts that join while it runs) + `answer_room`; slots x room stays within
+    `max_tokens` (at least one slot: an oversized prompt still runs, alone).
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     streams: list[list[int]] = []
@@ -59,7 +63,10 @@ def plan_streams(
             streams[-1].append(i)
         else:
             streams.append([i])
-    return [(s, _slots(lengths[s[0]] + answer_room, len(s), max_rows, max_tokens)) for s in streams]
+    return [
+        (s, _slots(max(lengths[s[0]], prompt_room) + answer_room, len(s), max_rows, max_tokens))
+        for s in streams
+    ]
 
 
 def _slots(room: int, requests: int, max_rows: int, max_tokens: int | None) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -63,7 +63,8 @@ class SlotStream:
         embeddings = model.get_input_embeddings().weight
         device, dtype = embeddings.device, embeddings.dtype
         # a row keeps decoding until the host looks: up to check_every - 1 steps past its end
-        self.capacity = max_prompt + max(limits) + options.check_every
+        # room for any prompt up to max_prompt with an answer up to max_new_tokens
+        self.capacity = max_prompt + options.max_new_tokens + options.check_every
         self.buffers = KVBuffers(model.config.text_config, slots, self.capacity, dtype, device)
         self.plan = StepPlan(
             write_at=torch.zeros(slots, dtype=torch.long, device=device), view_len=1
@@ -196,36 +197,65 @@ class SlotStream:
         return answer[-1] == self.options.eos_id or len(answer) >= self.limits[request]
 
 
+@dataclass
+class PromptQueue:
+    """A stream's prompts by index: their lengths, answer limits and shared prefixes
+    (`shared[i]`: an earlier prompt that starts like prompt i, and for how many tokens). More
+    may be added while the stream runs (a chart's table once its page's grounding is in)."""
+
+    lengths: list[int]
+    limits: list[int]
+    shared: dict[int, tuple[int, int]] = field(default_factory=dict)
+    waiting: deque = field(default_factory=deque)
+
+    @classmethod
+    def of(
+        cls,
+        lengths: Sequence[int],
+        limits: Sequence[int],
+        shared: SharedPrefixes | None = None,
+    ) -> PromptQueue:
+        return cls(list(lengths), list(limits), dict(shared or {}), deque(range(len(lengths))))
+
+    def add(self, length: int, limit: int) -> int:
+        """Queue one more prompt; returns its index."""
+        self.lengths.append(length)
+        self.limits.append(limit)
+        self.waiting.append(len(self.lengths) - 1)
+        return len(self.lengths) - 1
+
+
 @torch.inference_mode()
 def decode_stream(
     model,
-    prompt_lengths: Sequence[int],
+    prompts: PromptQueue,
     embed: EmbedFn,
     options: DecodeOptions,
     slots: int,
-    limits: Sequence[int] | None = None,
-    shared: SharedPrefixes | None = None,
     counts: PrefillCounts | None = None,
+    max_prompt: int | None = None,
 ) -> Iterator[tuple[int, list[int]]]:
-    """Yield (prompt index, tokens) as each answer ends; prompts are admitted in index order.
+    """Yield (prompt index, tokens) as each answer ends; prompts are admitted in queue order.
 
-    Tokens end with `eos_id` unless the answer was cut at its limit: `limits[i]`
-    new tokens for prompt i, or `max_new_tokens`. `shared[i]` names an earlier
-    prompt that starts like prompt i (the OCR and chart prompts of one page share
-    the system message and all the page's image tokens): its prefix is copied when
-    that prompt still holds a slot. `counts`, when given, adds up the prompt tokens.
+    Tokens end with `eos_id` unless the answer was cut at the prompt's limit. A
+    prompt that shares a prefix with an earlier one (the OCR and chart prompts of
+    one page share the system message and all the page's image tokens) copies it
+    when that one still holds a slot. Between yields the caller may add prompts
+    of at most `max_prompt` tokens (default: the longest at the start). `counts`,
+    when given, adds up the prompt tokens.
     """
-    if not prompt_lengths:
+    if not prompts.lengths:
         return
-    limits = list(limits) if limits is not None else [options.max_new_tokens] * len(prompt_lengths)
-    slots = min(slots, len(prompt_lengths))
     counts = counts if counts is not None else PrefillCounts()
-    stream = SlotStream(model, options, slots, max(prompt_lengths), limits, counts)
-    waiting = deque(range(len(prompt_lengths)))
+    max_prompt = max_prompt or max(prompts.lengths)
+    slots = min(slots, len(prompts.lengths))
+    stream = SlotStream(model, options, slots, max_prompt, prompts.limits, counts)
     while True:
-        for request in _admit(stream, waiting, embed, shared or {}):  # answers of one token
+        for request in _admit(stream, prompts, embed):  # answers of one token
             yield request, stream.answers.pop(request)
         if not stream.active():
+            if prompts.waiting:  # added while the last answers were handed over
+                continue
             return
         for _ in range(options.check_every):
             stream.step()
@@ -235,13 +265,14 @@ def decode_stream(
         stream.release_idle()
 
 
-def _admit(stream: SlotStream, waiting: deque, embed: EmbedFn, shared: SharedPrefixes) -> list[int]:
+def _admit(stream: SlotStream, prompts: PromptQueue, embed: EmbedFn) -> list[int]:
     """Fill the free slots from the queue; the requests whose first token already ended them."""
     ended: list[int] = []
+    waiting = prompts.waiting
     while waiting and (free := stream.free_slots()):
         batch = [waiting.popleft() for _ in range(min(len(free), len(waiting)))]
         firsts = [
-            stream.admit(slot, request, embeds, shared.get(request))
+            stream.admit(slot, request, embeds, prompts.shared.get(request))
             for slot, request, embeds in zip(free, batch, embed(batch))
         ]
         for slot, first in zip(free, torch.stack(firsts).tolist()):  # one device sync

@@ -1,12 +1,13 @@
 """The InternVL 1.5 engine: pages in, Markdown and chart tables out, in device-sized batches.
 
-Pass 1 asks, for every page at once, for its transcription (task "ocr") and the
-boxes of its charts (task "charts"); pass 2 asks, for every chart found on any
-page, for its data table. Each pass is one `GenerationRunner.run`: requests of
+Every page is asked for its transcription (task "ocr") and the boxes of its
+charts (task "charts"); as soon as a page's grounding answer is in, one
+chart-to-table request per box joins the same decode stream. All requests of
 all pages and documents flow through the same decode slots, each slot refilled
 as its answer ends, so the GPU sees full batches whatever documents they came
-from and however long their answers are. Build once per worker process
-with `InternVLEngine.from_settings(settings)`.
+from and however long their answers are; each page is handed over as soon as
+its last answer is in. Build once per worker process with
+`InternVLEngine.from_settings(settings)`.
 """
 
 from __future__ import annotations
@@ -101,33 +102,37 @@ class InternVLEngine:
         return [results[i] for i in range(len(pages))]
 
     def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
-        """(index, result) for each page as soon as it is complete: its transcription (and
-        chart grounding) answered and, when it has charts, their tables read."""
+        """(index, result) for each page as soon as its last answer is in: its transcription,
+        its chart grounding and a table per chart found. A page's table requests join the
+        running stream as soon as its grounding answer is in."""
         jobs = [prepare(i, page) for i, page in enumerate(pages)]
         first = {job.index: self._first_requests(job) if job.ok else [] for job in jobs}
         for job in jobs:
             if not first[job.index]:  # unreadable, or nothing asked
-                self._take_first(job, {})
+                self._finish(job, {}, [])
                 yield job.index, job.result()
-        charted: dict[int, list[list[float]]] = {}
-        for index, answers in self._by_page([r for rs in first.values() for r in rs]):
-            boxes = self._take_first(jobs[index], answers)
-            if boxes:
-                charted[index] = boxes
-            else:
-                yield index, jobs[index].result()
-        for job in self.iter_tables([jobs[i] for i in charted], charted):
-            yield job.index, job.result()
-
-    def _by_page(self, requests: list[Request]) -> Iterator[tuple[int, dict[tuple, Generation]]]:
-        """(page index, its answers) as soon as the last answer of that page is in."""
-        missing = Counter(r.key[0] for r in requests)
+        missing = Counter({index: len(requests) for index, requests in first.items()})
         answers: dict[int, dict[tuple, Generation]] = defaultdict(dict)
-        for key, answer in self.runner.iter_run(requests):
-            answers[key[0]][key] = answer
-            missing[key[0]] -= 1
-            if not missing[key[0]]:
-                yield key[0], answers.pop(key[0])
+        boxes: dict[int, list[list[float]]] = {}
+
+        def tables_for(key: tuple, answer: Generation) -> list[Request]:
+            if key[1] != "grounding":
+                return []
+            job = jobs[key[0]]
+            boxes[job.index] = self._chart_boxes(job, answer)
+            tables = self._table_requests(job, boxes[job.index])
+            missing[job.index] += len(tables)
+            return tables
+
+        requests = [r for rs in first.values() for r in rs]
+        room = max((self._table_prompt_room(job) for job in jobs if job.ok), default=0)
+        for key, answer in self.runner.iter_run(requests, tables_for, room):
+            index = key[0]
+            answers[index][key] = answer
+            missing[index] -= 1
+            if not missing[index]:
+                self._finish(jobs[index], answers.pop(index), boxes.get(index, []))
+                yield index, jobs[index].result()
 
     def _encode_prompt(self, question: str, tiles: int) -> tuple[int, ...]:
         prompt = build_prompt(question, tiles, self.options.system_message, self.tokens_per_tile)
@@ -153,13 +158,19 @@ class InternVLEngine:
             for kind, q, limit in ask
         ]
 
-    def _take_first(self, job: PageJob, answers: dict[tuple, Generation]) -> list[list[float]]:
-        """Store the transcription; return the chart boxes (page pixels) the model pointed at."""
-        limit = self.options.max_new_tokens
-        job.text = job.take("ocr", answers.get((job.index, "ocr")), limit) or ""
-        grounding = job.take(
-            "chart grounding", answers.get((job.index, "grounding")), self.grounding_limit
-        )
+    def _table_prompt_room(self, job: PageJob) -> int:
+        """Tokens of the longest table prompt a page's chart crop can have (0: no charts)."""
+        if not job.wants(TASK_CHARTS):
+            return 0
+        tiles = self._chart_tiles(job)
+        return len(self._prompt_ids(TABLE_QUESTION, tiles + 1 if tiles > 1 else 1))
+
+    def _chart_tiles(self, job: PageJob) -> int:
+        return min(self.options.chart_max_tiles, job.max_tiles)
+
+    def _chart_boxes(self, job: PageJob, answer: Generation) -> list[list[float]]:
+        """The chart boxes (page pixels) a grounding answer points at."""
+        grounding = job.take("chart grounding", answer, self.grounding_limit)
         if grounding is None:
             return []
         image = job.page.image
@@ -169,28 +180,24 @@ class InternVLEngine:
         job.warnings += warnings
         return boxes
 
-    def read_tables(self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]) -> None:
-        for _ in self.iter_tables(jobs, boxes):
-            pass
+    def _finish(
+        self, job: PageJob, answers: dict[tuple, Generation], boxes: list[list[float]]
+    ) -> None:
+        """The page's transcription and chart tables from its answers."""
+        ocr = job.take("ocr", answers.get((job.index, "ocr")), self.options.max_new_tokens)
+        job.text = ocr or ""
+        self._take_tables(job, boxes, answers)
 
-    def iter_tables(
-        self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]
-    ) -> Iterator[PageJob]:
-        """Pass 2: one chart-to-table request per box (page pixels), all pages together;
-        each page as soon as its tables are read."""
-        requests = {job.index: self._table_requests(job, boxes[job.index]) for job in jobs}
-        by_index = {job.index: job for job in jobs}
+    def read_tables(self, jobs: list[PageJob], boxes: dict[int, list[list[float]]]) -> None:
+        """Tables for boxes found elsewhere (the tests give boxes: random weights find none)."""
+        requests = [r for job in jobs for r in self._table_requests(job, boxes[job.index])]
+        answers = self.runner.run(requests)
         for job in jobs:
-            if not requests[job.index]:
-                yield job
-        for index, answers in self._by_page([r for rs in requests.values() for r in rs]):
-            for k, box in enumerate(boxes[index]):
-                self._take_table(by_index[index], box, answers.get((index, "table", k)))
-            yield by_index[index]
+            self._take_tables(job, boxes[job.index], answers)
 
     def _table_requests(self, job: PageJob, boxes: list[list[float]]) -> list[Request]:
         requests = []
-        max_tiles = min(self.options.chart_max_tiles, job.max_tiles)
+        max_tiles = self._chart_tiles(job)
         for k, (x0, y0, x1, y1) in enumerate(boxes):
             start = time.perf_counter()
             crop = job.page.image.crop(
@@ -209,6 +216,12 @@ class InternVLEngine:
                 )
             )
         return requests
+
+    def _take_tables(
+        self, job: PageJob, boxes: list[list[float]], answers: dict[tuple, Generation]
+    ) -> None:
+        for k, box in enumerate(boxes):
+            self._take_table(job, box, answers.get((job.index, "table", k)))
 
     def _take_table(self, job: PageJob, box: list[float], answer: Generation | None) -> None:
         text = job.take("chart table", answer, self.options.max_new_tokens, stage="charts")

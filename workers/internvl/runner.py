@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from workers.internvl.batching import Generation, Request, plan_streams, shrink_on_failure
-from workers.internvl.decode import DecodeOptions, PrefillCounts, decode_stream
+from workers.internvl.decode import DecodeOptions, PrefillCounts, PromptQueue, decode_stream
 from workers.internvl.prompt import IM_END_ID, IMG_CONTEXT_ID, PAD_ID
 from workers.internvl.tiling import normalise_tensor
+
+# follow_up(request key, its answer) -> the requests that answer calls for
+FollowUp = Callable[[tuple, Generation], list[Request]]
 
 
 @dataclass
@@ -65,20 +68,49 @@ class GenerationRunner:
         """Answers by request key; a request that cannot fit alone gets an error, no exception."""
         return dict(self.iter_run(requests))
 
-    def iter_run(self, requests: list[Request]) -> Iterator[tuple[tuple, Generation]]:
-        """(request key, answer) as each answer ends, every request exactly once."""
+    def iter_run(
+        self,
+        requests: list[Request],
+        follow_up: FollowUp | None = None,
+        follow_up_prompt: int = 0,
+    ) -> Iterator[tuple[tuple, Generation]]:
+        """(request key, answer) as each answer ends, every request exactly once.
+
+        `follow_up(key, answer)` returns the requests an answer calls for (a page's
+        chart tables, once its grounding answer is in); streams leave room for their
+        prompts (up to `follow_up_prompt` tokens) and they join the running stream, or
+        a stream of their own afterwards when they are longer.
+        """
         o = self.options
         lengths = [len(r.prompt_ids) for r in requests]
-        room = o.max_new_tokens + o.check_every
-        for indices, slots in plan_streams(lengths, o.max_batch_rows, o.max_batch_tokens, room):
+        answer_room = o.max_new_tokens + o.check_every
+        later: list[Request] = []
+        for indices, slots in plan_streams(
+            lengths, o.max_batch_rows, o.max_batch_tokens, answer_room, follow_up_prompt
+        ):
             stream = _images_together([requests[i] for i in indices])
             for request, answer in shrink_on_failure(
-                stream, slots, self._stream, _is_out_of_memory, _failed
+                stream,
+                slots,
+                lambda items, n: self._stream(items, n, follow_up, later, follow_up_prompt),
+                _is_out_of_memory,
+                _failed,
             ):
                 yield request.key, answer
+        if later:
+            yield from self.iter_run(later, follow_up, follow_up_prompt)
 
     @torch.inference_mode()
-    def _stream(self, stream: list[Request], slots: int) -> Iterator[tuple[Request, Generation]]:
+    def _stream(
+        self,
+        stream: list[Request],
+        slots: int,
+        follow_up: FollowUp | None = None,
+        later: list[Request] | None = None,
+        follow_up_prompt: int = 0,
+    ) -> Iterator[tuple[Request, Generation]]:
+        """Decode `stream` through `slots` slots; requests that answers call for are appended
+        to `stream` (so a retry after running out of memory still has them) or to `later`."""
         features = _StreamFeatures(self, stream)
         options = DecodeOptions(
             max_new_tokens=self.options.max_new_tokens,
@@ -88,21 +120,23 @@ class GenerationRunner:
             check_every=self.options.check_every,
         )
         lengths = [len(r.prompt_ids) for r in stream]
-        limits = [self._limit(r) for r in stream]
+        max_prompt = max(*lengths, follow_up_prompt)
+        queue = PromptQueue.of(lengths, [self._limit(r) for r in stream], shared_prefixes(stream))
         counts = PrefillCounts()
         start = self._now()
         try:
             for i, tokens in decode_stream(
-                self.model,
-                lengths,
-                features.embed,
-                options,
-                slots,
-                limits,
-                shared=shared_prefixes(stream),
-                counts=counts,
+                self.model, queue, features.embed, options, slots, counts, max_prompt
             ):
-                yield stream[i], self._answer(stream[i], tokens, features, slots)
+                answer = self._answer(stream[i], tokens, features, slots)
+                for extra in follow_up(stream[i].key, answer) if follow_up else ():
+                    if len(extra.prompt_ids) <= max_prompt:
+                        stream.append(extra)
+                        features.add(extra)
+                        queue.add(len(extra.prompt_ids), self._limit(extra))
+                    elif later is not None:
+                        later.append(extra)
+                yield stream[i], answer
         finally:  # also when out of memory: the stream's time is spent either way
             s = self.stats
             s.streams += 1
@@ -188,6 +222,11 @@ class _StreamFeatures:
         self.tiles = 0
         self._share: dict[tuple, float] = {}
         self.admitted_at: dict[int, float] = {}  # by id(request)
+
+    def add(self, request: Request) -> None:
+        """A request appended to the stream while it runs."""
+        self.sharers[request.image_key] += 1
+        self.users[request.image_key] += 1
 
     def embed(self, indices: list[int]) -> list[torch.Tensor]:
         batch = [self.stream[i] for i in indices]
