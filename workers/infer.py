@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -42,6 +43,7 @@ def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
     pages, options = _claim(rt, enqueue, page_ids)
     live = _drop_cancelled(rt, pages, options)
     if live:
+        started = time.monotonic()
         # Each page is stored as soon as the engine hands it over, by a writer thread, so the
         # engine's device does not wait on S3 and the database between pages. The heartbeat
         # covers the pages until their writes are done; a failed write fails the task.
@@ -54,8 +56,19 @@ def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
             ]
             for write in writes:
                 write.result()
+        seconds = time.monotonic() - started
+        log.info("infer.batch_done", engine=rt.engine.name, pages=len(live),
+                 seconds=round(seconds, 3), pages_per_s=round(len(live) / seconds, 3),
+                 **_engine_totals(rt.engine))
     for job_id in dict.fromkeys(page.job_id for page in pages):
         _durably(lambda j=job_id: assemble_if_complete(rt, enqueue, j))
+
+
+def _engine_totals(engine: object) -> dict[str, float]:
+    """An engine's running totals (InternVL: requests, tokens, vision and decode seconds), for
+    the batch log line; empty for engines that keep none."""
+    stats = getattr(engine, "stats", None)
+    return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else {}
 
 
 def _settle(
