@@ -62,8 +62,8 @@ class SlotStream:
         self.model, self.options, self.limits, self.counts = model, options, limits, counts
         embeddings = model.get_input_embeddings().weight
         device, dtype = embeddings.device, embeddings.dtype
-        # a row keeps decoding until the host looks: up to check_every - 1 steps past its end
-        # room for any prompt up to max_prompt with an answer up to max_new_tokens
+        # room for any prompt up to max_prompt, an answer up to max_new_tokens, and the
+        # check_every - 1 steps a row may decode past its end before the host looks
         self.capacity = max_prompt + options.max_new_tokens + options.check_every
         self.buffers = KVBuffers(model.config.text_config, slots, self.capacity, dtype, device)
         self.plan = StepPlan(
@@ -74,8 +74,8 @@ class SlotStream:
         self.current = torch.full((slots,), options.pad_id, dtype=torch.long, device=device)
         self.produced = torch.zeros(slots, dtype=torch.long, device=device)  # tokens so far
         self.min_new = torch.zeros(slots, dtype=torch.long, device=device)
-        # columns written per slot == position of its current token: kept on the device (the
-        # step reads it) and mirrored on the host (the view length), changed at admissions only
+        # columns written per slot == position of its current token: on the device (the step
+        # reads it) and mirrored on the host (for the view length, without a sync)
         self.lengths = [0] * slots
         self.positions = self.plan.write_at
         self.slot_ids = torch.arange(slots, device=device)
