@@ -19,6 +19,9 @@ so `generate` pads). Two workloads, both decoders in the same process:
   batches of --rows, each batch as long as its longest answer (static
   batching); Tessera streams them through --rows slots. The figure is useful
   tokens (the drawn lengths) per second.
+- paired: --rows prompts in pairs that differ only in their last 30 tokens (a
+  page's transcription and chart-grounding prompts), the second answer a quarter
+  as long; Tessera with and without copying the shared prefix, and `generate`.
 
 Prints one JSON line per run and one per ratio.
 """
@@ -30,6 +33,7 @@ import json
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,6 +63,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--prompt", type=int, default=1500, help="prompt tokens per row")
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each decoder")
+    p.add_argument(
+        "--workloads",
+        default="forced,varied,paired",
+        help="comma list: forced, varied, paired (forced and varied always run)",
+    )
     return p.parse_args()
 
 
@@ -84,11 +93,17 @@ def prompts(model, rows: int, length: int, seed: int) -> list[torch.Tensor]:
     return out
 
 
-def tessera(model, batch: list[torch.Tensor], limits: list[int], rows: int) -> list[list[int]]:
+def tessera(
+    model,
+    batch: list[torch.Tensor],
+    limits: list[int],
+    rows: int,
+    shared: dict[int, tuple[int, int]] | None = None,
+) -> list[list[int]]:
     options = DecodeOptions(
         max_new_tokens=max(limits), min_new_tokens=max(limits), eos_id=IM_END_ID, pad_id=PAD_ID
     )
-    queue = PromptQueue.of([len(p) for p in batch], limits)
+    queue = PromptQueue.of([len(p) for p in batch], limits, shared)
     answers = dict(decode_stream(model, queue, lambda idx: [batch[i] for i in idx], options, rows))
     return [answers[i] for i in range(len(batch))]
 
@@ -136,9 +151,10 @@ def timed(fn, device: torch.device, *args) -> tuple[list[list[int]], float, floa
     return out, seconds, peak
 
 
-def compare(name: str, model, batch, limits, args, device) -> None:
-    """Both decoders, alternating, `repeats` times; best time of each; useful tokens per second."""
-    decoders = {"tessera": tessera, "generate": static_generate}
+def compare(name: str, model, batch, limits, args, device, decoders=None) -> None:
+    """The decoders, alternating, `repeats` times; best time of each; useful tokens per second;
+    the speed of each against `generate`."""
+    decoders = decoders or {"tessera": tessera, "generate": static_generate}
     best: dict[str, float] = {}
     outputs: dict[str, list[list[int]]] = {}
     for _ in range(args.repeats):
@@ -156,13 +172,13 @@ def compare(name: str, model, batch, limits, args, device) -> None:
                     "peak_gib": peak,
                 }
             )
-    emit(
-        {
-            "what": f"{name}_ratio",
-            "tessera_over_generate_speed": round(best["generate"] / best["tessera"], 2),
-            "same_tokens": outputs["tessera"] == outputs["generate"],
-        }
-    )
+    ratios = {
+        f"{decoder}_over_generate_speed": round(best["generate"] / best[decoder], 2)
+        for decoder in decoders
+        if decoder != "generate"
+    }
+    same = all(out == outputs["generate"] for out in outputs.values())
+    emit({"what": f"{name}_ratio", **ratios, "same_tokens": same})
 
 
 def emit(record: dict) -> None:
@@ -197,6 +213,28 @@ def main() -> None:
     varied = prompts(model, 2 * args.rows, args.prompt, seed=3)
     limits = [rng.randint(max(1, args.new_tokens // 16), args.new_tokens) for _ in varied]
     compare("varied", model, varied, limits, args, device)
+    if "paired" in args.workloads:
+        paired(model, args, device)
+
+
+def paired(model, args, device) -> None:
+    """Pairs of prompts that differ only in their last 30 tokens, as a page's transcription and
+    chart-grounding prompts do (the same image tokens, another question); the second answer
+    is a quarter as long. With and without copying the shared prefix."""
+    firsts = prompts(model, args.rows // 2, args.prompt, seed=4)
+    tails = prompts(model, args.rows // 2, 30, seed=5)
+    batch, limits, shared = [], [], {}
+    for first, tail in zip(firsts, tails):
+        common = len(first) - 30
+        shared[len(batch) + 1] = (len(batch), common)
+        batch += [first, torch.cat([first[:common], tail])]
+        limits += [args.new_tokens, max(1, args.new_tokens // 4)]
+    decoders = {
+        "tessera": partial(tessera, shared=shared),
+        "tessera_no_prefix_copy": tessera,
+        "generate": static_generate,
+    }
+    compare("paired", model, batch, limits, args, device, decoders)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ else
     mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
     rows=$((mib > 100000 ? 48 : 24))  # 40 GB of LLM weights + 0.72 GB of cache per row
     gpu_args=()
-    decode_args=(--size full --rows "$rows" --prompt 3400 --new-tokens 256 --repeats 1)
+    decode_args=(--size full --rows "$rows" --prompt 3400 --new-tokens 256 --repeats 1 --workloads forced,varied)
 fi
 
 timeout 330 $PYTHON bench/internvl_gpu.py "${gpu_args[@]}" --json "$OUT/internvl_gpu.json" \
