@@ -40,7 +40,7 @@ class RunOptions:
 
 @dataclass
 class RunStats:
-    """Running totals the worker can export as metrics (and the bench prints)."""
+    """Running totals: logged after each worker batch (`infer.batch_done`), printed by the bench."""
 
     streams: int = 0
     requests: int = 0
