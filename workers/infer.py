@@ -68,7 +68,9 @@ def _engine_totals(engine: object) -> dict[str, float]:
     """An engine's running totals (InternVL: requests, tokens, vision and decode seconds), for
     the batch log line; empty for engines that keep none."""
     stats = getattr(engine, "stats", None)
-    return dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else {}
+    if not dataclasses.is_dataclass(stats):
+        return {}
+    return {f"total_{name}": value for name, value in dataclasses.asdict(stats).items()}
 
 
 def _settle(
