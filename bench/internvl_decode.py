@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from bench.device_timing import device_name, elapsed, peak_gib, reset_peak
 from workers.internvl.architecture import full_size_original_config, random_model
 from workers.internvl.decode import DecodeOptions, PromptQueue, decode_stream
 from workers.internvl.kv_cache import KVBuffers
@@ -137,18 +138,11 @@ def static_generate(
 
 
 def timed(fn, device: torch.device, *args) -> tuple[list[list[int]], float, float | None]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak(device)
     start = time.perf_counter()
     out = fn(*args)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    peak = (
-        round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
-    )
-    return out, seconds, peak
+    seconds = elapsed(start, device)
+    return out, seconds, peak_gib(device)
 
 
 def compare(name: str, model, batch, limits, args, device, decoders=None) -> None:
@@ -195,7 +189,7 @@ def main() -> None:
     emit(
         {
             "what": "setup",
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "device": device_name(device),
             "size": args.size,
             "rows": args.rows,
             "prompt": args.prompt,

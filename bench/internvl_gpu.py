@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from PIL import Image, ImageDraw
 
+from bench.device_timing import device_name, elapsed, peak_gib, reset_peak
 from workers.engines.base import PageInput
 from workers.internvl.architecture import full_size_original_config, random_model
 from workers.internvl.engine import EngineOptions, InternVLEngine
@@ -122,10 +123,10 @@ def measure_engine(model, tokenizer, pages: list[PageInput], args, device) -> di
         vision_chunk_tiles=args.vision_chunk,
     )
     engine = InternVLEngine(model, tokenizer, options)
-    _reset_peak(device)
+    reset_peak(device)
     start = time.perf_counter()
     results = engine.process(pages)
-    seconds = _elapsed(start, device)
+    seconds = elapsed(start, device)
     stats = engine.stats
     failed = [w for r in results for w in r.warnings if "failed" in w]
     return {
@@ -138,7 +139,7 @@ def measure_engine(model, tokenizer, pages: list[PageInput], args, device) -> di
         "generated_tokens": stats.generated_tokens,
         "vision_s": round(stats.vision_seconds, 3),
         "generate_s": round(stats.generate_seconds, 3),
-        "peak_gib": _peak_gib(device),
+        "peak_gib": peak_gib(device),
         "failed": failed,
     }
 
@@ -148,7 +149,7 @@ def measure_plain_generate(model, tokenizer, pages: list[PageInput], args, devic
     system = EngineOptions().system_message
     from workers.internvl.prompt import build_prompt
 
-    _reset_peak(device)
+    reset_peak(device)
     start, tokens = time.perf_counter(), 0
     for page in pages:
         plan, pixels = tile_image(page.image, page.max_tiles)
@@ -168,33 +169,15 @@ def measure_plain_generate(model, tokenizer, pages: list[PageInput], args, devic
                 pad_token_id=PAD_ID,
             )
         tokens += out.shape[1] - ids.shape[1]
-    seconds = _elapsed(start, device)
+    seconds = elapsed(start, device)
     return {
         "pages": len(pages),
         "seconds": round(seconds, 3),
         "pages_per_s": round(len(pages) / seconds, 4),
         "tokens_per_s": round(tokens / seconds, 1),
         "generated_tokens": tokens,
-        "peak_gib": _peak_gib(device),
+        "peak_gib": peak_gib(device),
     }
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _elapsed(start: float, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
-def _peak_gib(device: torch.device) -> float | None:
-    return (
-        round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
-    )
 
 
 def emit(results: list[dict], record: dict) -> None:
@@ -215,9 +198,9 @@ def main() -> None:
         results,
         {
             "what": "build",
-            "device": _device_name(device),
+            "device": device_name(device),
             "params": params,
-            "seconds": round(_elapsed(start, device), 2),
+            "seconds": round(elapsed(start, device), 2),
             "torch": torch.__version__,
             "attention": attention_implementation(device),
         },
@@ -252,10 +235,6 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 if __name__ == "__main__":
