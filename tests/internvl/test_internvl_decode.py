@@ -221,7 +221,7 @@ def test_decode_step_writes_each_slot_at_its_own_column(model):
     prompt = torch.randn(1, keys.shape[1], 5, keys.shape[-1])
     buffers.prefill_cache(1).update(prompt, prompt, 0)
     assert torch.equal(keys[1, :, :5], prompt[0]) and not keys[[0, 2]].any()
-    plan = StepPlan(write_at=torch.tensor([0, 5, 2]), view_len=6)
+    plan = StepPlan(slots=torch.arange(3), write_at=torch.tensor([0, 5, 2]), view_len=6)
     step = torch.randn(3, keys.shape[1], 1, keys.shape[-1])
     seen, _ = buffers.decode_cache(plan).update(step, step, 0)
     assert seen.shape[-2] == 6 and keys.data_ptr() == address

@@ -67,7 +67,9 @@ class SlotStream:
         self.capacity = max_prompt + options.max_new_tokens + options.check_every
         self.buffers = KVBuffers(model.config.text_config, slots, self.capacity, dtype, device)
         self.plan = StepPlan(
-            write_at=torch.zeros(slots, dtype=torch.long, device=device), view_len=1
+            slots=torch.arange(slots, device=device),
+            write_at=torch.zeros(slots, dtype=torch.long, device=device),
+            view_len=1,
         )
         self.cache = self.buffers.decode_cache(self.plan)
         self.mask = torch.zeros((slots, self.capacity), dtype=torch.long, device=device)
@@ -78,7 +80,6 @@ class SlotStream:
         # reads it) and mirrored on the host (for the view length, without a sync)
         self.lengths = [0] * slots
         self.positions = self.plan.write_at
-        self.slot_ids = torch.arange(slots, device=device)
         self.owner: list[int | None] = [None] * slots
         self.answers: dict[int, list[int]] = {}
         self.history: list[torch.Tensor] = []
@@ -131,7 +132,7 @@ class SlotStream:
     def step(self) -> None:
         """One token for every slot (free slots decode padding into their own row, unseen)."""
         self.plan.view_len = max(self.lengths) + 1
-        self.mask[self.slot_ids, self.positions] = 1
+        self.mask[self.plan.slots, self.positions] = 1
         logits = self.model(
             input_ids=self.current[:, None],
             attention_mask=self.mask[:, : self.plan.view_len],

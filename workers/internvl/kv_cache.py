@@ -8,8 +8,9 @@ buffer of (slots, kv heads, capacity, head dim), zeroed once; nothing is copied
 after it is written.
 
 Two views of the same buffers:
-- `prefill_cache(slot)`: one slot's row, filled from column 0 by a prompt's
-  forward pass (a slot is refilled with a new prompt when its answer ends);
+- `prefill_cache(slot, filled)`: one slot's row, written by a prompt's forward
+  pass after its first `filled` columns (0, or a prefix copied from another
+  slot); a slot is refilled with a new prompt when its answer ends;
 - `decode_cache(plan)`: every slot at once; each step writes one column per
   slot, at that slot's own length (slots hold prompts of different lengths,
   admitted at different times), and attention sees the first `plan.view_len`
@@ -26,8 +27,10 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 @dataclass
 class StepPlan:
-    """Where the next decode step writes: column `write_at[slot]`; attention reads `view_len` columns."""
+    """Where the next decode step writes: row `slots[i]`, column `write_at[i]`; attention
+    reads `view_len` columns."""
 
+    slots: torch.Tensor  # arange(slots), long, on the device
     write_at: torch.Tensor  # (slots,) long, on the device
     view_len: int
 
@@ -78,14 +81,13 @@ class SlotLayer(_BufferLayer):
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, plan: StepPlan):
         super().__init__(keys, values)
         self.plan = plan
-        self._slots = torch.arange(keys.shape[0], device=keys.device)
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # (slots, heads, 1, dim) -> row s, column write_at[s]
-        self._key_buffer[self._slots, :, self.plan.write_at] = key_states[:, :, 0]
-        self._value_buffer[self._slots, :, self.plan.write_at] = value_states[:, :, 0]
+        self._key_buffer[self.plan.slots, :, self.plan.write_at] = key_states[:, :, 0]
+        self._value_buffer[self.plan.slots, :, self.plan.write_at] = value_states[:, :, 0]
         self._expose(self.plan.view_len)
         return self.keys, self.values
 
