@@ -34,6 +34,16 @@ def _truncated_png() -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue()[:500]))  # lazy: fails when pixels are read
 
 
+def _requests(engine, sizes: list[tuple[int, int, int]], seed: int = 20) -> list[Request]:
+    """OCR requests for random images of (width, height, max_tiles), keyed 0, 1, ..."""
+    requests = []
+    for key, (w, h, max_tiles) in enumerate(sizes):
+        plan, tiles = tile_uint8(_image(w, h, seed + key), max_tiles)
+        ids = engine.tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
+        requests.append(Request((key,), (key,), tiles, ids))
+    return requests
+
+
 def test_loaded_from_settings_for_the_cpu(tiny_engine):
     assert tiny_engine.name == "internvl"
     assert tiny_engine.runner.model.dtype == torch.float32
@@ -101,12 +111,8 @@ def test_vision_chunks_do_not_change_features(tiny_engine):
 
 def test_scattered_features_match_transformers_own_image_path(tiny_engine):
     """Our prompt embeddings (features in the image slots) == transformers' forward with pixel_values."""
-    runner, model, tokenizer = tiny_engine.runner, tiny_engine.runner.model, tiny_engine.tokenizer
-    requests = []
-    for key, (w, h, max_tiles) in enumerate([(900, 600, 6), (448, 448, 1)]):
-        plan, tiles = tile_uint8(_image(w, h, 10 + key), max_tiles)
-        ids = tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
-        requests.append(Request((key,), (key,), tiles, ids))
+    runner, model = tiny_engine.runner, tiny_engine.runner.model
+    requests = _requests(tiny_engine, [(900, 600, 6), (448, 448, 1)], seed=10)
     with torch.inference_mode():
         features = runner.encode_images(requests)
         for request in requests:
@@ -119,15 +125,6 @@ def test_scattered_features_match_transformers_own_image_path(tiny_engine):
             ).logits[0, -1]
             assert torch.allclose(ours, theirs, atol=1e-4)
     assert int((torch.tensor(requests[0].prompt_ids) == IMG_CONTEXT_ID).sum()) == 7 * 256
-
-
-def _requests(engine, sizes: list[tuple[int, int, int]]) -> list[Request]:
-    requests = []
-    for key, (w, h, max_tiles) in enumerate(sizes):
-        plan, tiles = tile_uint8(_image(w, h, 20 + key), max_tiles)
-        ids = engine.tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
-        requests.append(Request((key,), (key,), tiles, ids))
-    return requests
 
 
 def test_out_of_device_memory_shrinks_the_stream_then_fails_only_the_page_that_cannot_fit(
