@@ -105,9 +105,9 @@ class GenerationRunner:
         self,
         stream: list[Request],
         slots: int,
-        follow_up: FollowUp | None = None,
-        later: list[Request] | None = None,
-        follow_up_prompt: int = 0,
+        follow_up: FollowUp | None,
+        later: list[Request],
+        follow_up_prompt: int,
     ) -> Iterator[tuple[Request, Generation]]:
         """Decode `stream` through `slots` slots; requests that answers call for are appended
         to `stream` (so a retry after running out of memory still has them) or to `later`."""
@@ -134,7 +134,7 @@ class GenerationRunner:
                         stream.append(extra)
                         features.add(extra)
                         queue.add(len(extra.prompt_ids), self._limit(extra))
-                    elif later is not None:
+                    else:
                         later.append(extra)
                 yield stream[i], answer
         finally:  # also when out of memory: the stream's time is spent either way
