@@ -43,7 +43,7 @@ class DigestEngine:
         self.poison = poison
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
-        return [self._one(page) for page in pages]
+        return [result for _, result in self.process_iter(pages)]
 
     def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
         for index, page in enumerate(pages):

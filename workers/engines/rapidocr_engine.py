@@ -62,8 +62,7 @@ class RapidOcrEngine:
             return self._ocr
 
     def process(self, pages: list[PageInput]) -> list[PageResult]:
-        ocr = self._load()
-        return [self._one(ocr, page) for page in pages]
+        return [result for _, result in self.process_iter(pages)]
 
     def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
         ocr = self._load()
