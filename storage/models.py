@@ -103,6 +103,8 @@ class Job(Base):
     request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    # what was noticed about the whole document (e.g. its page tree disagreeing with /Count)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
