@@ -16,7 +16,8 @@ Nested archives are expanded up to `archive_max_depth` levels (the upload is lev
 default 2, an archive inside the upload is expanded, one inside that is refused); nested
 levels share the upload's entry and byte budget. Office/ODF/EPUB files are zips but documents,
 so they are not expanded. Directories and macOS metadata (`__MACOSX/`, `._*`, `.DS_Store`) are
-skipped. An entry's name is for display only: keys and paths come from ids (DESIGN.md).
+skipped. An entry's name is decoded as the zipping system wrote it (api/entry_names.py) and is
+for display only: keys and paths come from ids (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from api.entry_names import tar_entry_names, zip_entry_names
 from tessera.config import Settings
 from tessera.errors import (
     ArchiveTooLarge,
@@ -211,8 +213,9 @@ def _bounded(handle: io.BufferedIOBase, limit: int) -> bytes:
 def _zip_members(data: bytes, settings: Settings) -> list[Member]:
     _check_zip_count(data, settings)
     archive = zipfile.ZipFile(io.BytesIO(data))
-    return [Member(info.filename, info.file_size, _zip_kind(info), _zip_reader(archive, info))
-            for info in archive.infolist()]
+    infos = archive.infolist()
+    return [Member(name, info.file_size, _zip_kind(info), _zip_reader(archive, info))
+            for name, info in zip(zip_entry_names(infos), infos)]
 
 
 def _check_zip_count(data: bytes, settings: Settings) -> None:
@@ -269,6 +272,8 @@ def _tar_members(data: bytes, kind: str, settings: Settings, budget: Budget) -> 
         members.append(Member(info.name, info.size, _tar_kind(info), _tar_reader(archive, info)))
         if len(members) > cap:
             raise TooManyEntries(f"the archive holds more than {cap} members")
+    for member, name in zip(members, tar_entry_names([m.name for m in members])):
+        member.name = name
     return members
 
 

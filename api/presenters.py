@@ -21,6 +21,7 @@ def job_out(session: Session, job: Job, progress: job_repo.Progress | None = Non
         input_sha256=job.input_sha256, options=job.options,
         page_count=job.page_count, progress=ProgressOut(**progress.__dict__), error=error,
         cancel_requested=bool(job.cancel_requested), batch_id=getattr(job, "batch_id", None),
+        warnings=list(job.warnings or []),
         created_at=as_utc(job.created_at), started_at=_utc(job.started_at),
         finished_at=_utc(job.finished_at),
         links={"self": base, "pages": f"{base}/pages", "result": f"{base}/result",
@@ -37,13 +38,20 @@ def _error(code: str | None, message: str | None) -> ErrorInfo | None:
 
 
 def page_out(page: Page, result: dict | None) -> PageOut:
+    """A page: what the split stage did to it (from its row) until it is done, then its stored
+    result, which repeats that and adds the engine's text, lines and warnings."""
     error = _error(page.error_code, page.error_message)
+    render = dict(page.render or {})
     body = PageOut(job_id=page.job_id, page=page.page_no, status=page.status, width=page.width,
-                   height=page.height, attempt=page.attempt, engine=page.engine, error=error)
+                   height=page.height, attempt=page.attempt, engine=page.engine, error=error,
+                   rotation=render.get("rotation", 0), warnings=render.pop("warnings", []),
+                   render=render)
     if result is not None:
         body.text = result.get("text")
         body.charts = result.get("charts") or []
         body.tiles = result.get("tiles")
+        body.lines = result.get("lines") or []
+        body.recognition = result.get("recognition") or {}
         body.warnings = result.get("warnings") or []
         body.timings = result.get("timings") or {}
         body.error = None

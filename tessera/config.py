@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     max_pages: int = 2000
     max_page_pixels: int = 100_000_000  # rendered width x height, per page
     default_dpi: int = Field(200, ge=50, le=600)
+    # Turn each page upright before recognition (workers/orientation.py, about 30 ms a page).
+    detect_orientation: bool = True
 
     # Task behaviour and recovery (workers/leases.py, workers/recovery.py).
     task_time_limit_s: int = Field(1800, ge=5)

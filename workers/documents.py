@@ -8,23 +8,21 @@ type; the client's file name and Content-Type are never trusted.
 from __future__ import annotations
 
 import io
-import re
-import subprocess
-import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
 from tessera.errors import (
     CorruptDocument,
     EmptyDocument,
-    EncryptedPdf,
     ImageTooLarge,
     InvalidOptions,
     TooManyPages,
     UnsupportedMediaType,
 )
+from workers.pdf_layout import PdfLayout, read_layout
+from workers.render_plan import PageRender, plan_pages
 
 PDF = "application/pdf"
 PNG = "image/png"
@@ -38,16 +36,14 @@ MAGIC = (
     (b"II*\x00", TIFF),
     (b"MM\x00*", TIFF),
 )
-PDFINFO_TIMEOUT_S = 60
-_PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+)\s+x\s+([\d.]+)\s+pts", re.MULTILINE)
-_PAGES = re.compile(r"^Pages:\s+(\d+)", re.MULTILINE)
 
 
 @dataclass
 class DocumentInfo:
     media_type: str
     page_count: int
-    page_sizes_pt: list[tuple[float, float]] | None = None  # PDFs only, in points
+    pdf: PdfLayout | None = None  # PDFs: every page's box and scan resolution, the bytes to render
+    warnings: list[str] = field(default_factory=list)  # about the whole document
 
 
 def sniff_media_type(data: bytes) -> str:
@@ -62,8 +58,13 @@ def sniff_media_type(data: bytes) -> str:
 
 
 def inspect_document(data: bytes, max_pages: int) -> DocumentInfo:
+    """Type, pages and (PDFs) page geometry. Raises the InvalidInput errors a client is told."""
     media_type = sniff_media_type(data)
-    info = _inspect_pdf(data) if media_type == PDF else _inspect_image(data, media_type)
+    if media_type == PDF:
+        layout = read_layout(data, max_pages)
+        info = DocumentInfo(PDF, layout.page_count, layout, list(layout.warnings))
+    else:
+        info = DocumentInfo(media_type, image_page_count(data, media_type))
     if info.page_count == 0:
         raise EmptyDocument("the document has no pages")
     if info.page_count > max_pages:
@@ -71,32 +72,14 @@ def inspect_document(data: bytes, max_pages: int) -> DocumentInfo:
     return info
 
 
-def _inspect_pdf(data: bytes) -> DocumentInfo:
-    with tempfile.NamedTemporaryFile(suffix=".pdf") as handle:
-        handle.write(data)
-        handle.flush()
-        try:
-            proc = subprocess.run(
-                ["pdfinfo", "-f", "1", "-l", "1000000", handle.name],
-                capture_output=True, text=True, timeout=PDFINFO_TIMEOUT_S, errors="replace",
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CorruptDocument("the PDF could not be read in time") from exc
-    if proc.returncode != 0 or not _PAGES.search(proc.stdout):
-        if "Incorrect password" in proc.stderr:
-            raise EncryptedPdf("the PDF is encrypted with a password; send it unencrypted")
-        raise CorruptDocument(f"the PDF could not be read: {_first_line(proc.stderr) or 'unknown error'}")
-    sizes = [(float(w), float(h)) for _, w, h in _PAGE_SIZE.findall(proc.stdout)]
-    return DocumentInfo(PDF, int(_PAGES.search(proc.stdout).group(1)), sizes)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else ""
-
-
-def _inspect_image(data: bytes, media_type: str) -> DocumentInfo:
+def image_page_count(data: bytes, media_type: str) -> int:
+    """A TIFF's frames are its pages (multi-page scans). Every other image is one page, its
+    primary image: the extra frames of a JPEG (MPF/MPO: a camera's preview or a phone's HDR gain
+    map) or of a PNG (APNG) are not pages, and a viewer shows only the first."""
+    if media_type != TIFF:
+        return 1
     with open_image(data) as image:
-        return DocumentInfo(media_type, getattr(image, "n_frames", 1))
+        return getattr(image, "n_frames", 1)
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -132,17 +115,11 @@ def parse_page_range(spec: str | None, page_count: int) -> list[int]:
     return sorted(selected)
 
 
-def check_page_pixels(info: DocumentInfo, pages: list[int], dpi: int, max_pixels: int) -> None:
-    """Refuse a PDF page whose rendering at `dpi` would exceed the pixel budget, before rendering it."""
-    if not info.page_sizes_pt:
-        return
-    for page_no in pages:
-        if page_no > len(info.page_sizes_pt):
-            continue
-        width_pt, height_pt = info.page_sizes_pt[page_no - 1]
-        pixels = (width_pt / 72 * dpi) * (height_pt / 72 * dpi)
-        if pixels > max_pixels:
-            raise ImageTooLarge(
-                f"page {page_no} is {width_pt / 72:.0f}x{height_pt / 72:.0f} inches: at {dpi} dpi it "
-                f"would be {pixels / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}"
-            )
+def plan_renders(info: DocumentInfo, pages: list[int], dpi: int | None, default_dpi: int,
+                 max_pixels: int) -> list[PageRender] | None:
+    """Each selected PDF page's rendering resolution, checked against the pixel budget before
+    anything is rendered (raises ImageTooLarge; workers/render_plan.py). `dpi`: the job's own,
+    None for the default. Images: None (their pixels are checked as they are decoded)."""
+    if info.pdf is None:
+        return None
+    return plan_pages(info.pdf.pages, pages, dpi or default_dpi, dpi is not None, max_pixels)

@@ -201,7 +201,7 @@ def _durably(write: Callable[[], T]) -> T:
 
 def _store_result(rt: Runtime, page: Page, result: PageResult) -> None:
     key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no)
-    body = {"page": page.page_no, "width": page.width, "height": page.height, **result.to_json()}
+    body = page_result_body(page, result)
     rt.blobs.put(key, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
     with rt.sessions.begin() as session:
         landed = job_repo.finish_page(session, page, PageStatus.DONE, result_key=key, engine=result.engine,
@@ -210,6 +210,16 @@ def _store_result(rt: Runtime, page: Page, result: PageResult) -> None:
         gone = not landed and job_repo.get_job(session, page.job_id) is None
     if gone:  # the job was deleted while its page ran: leave no orphan behind
         rt.blobs.delete_prefix(BlobKeys.job_prefix(page.tenant_id, page.job_id))
+
+
+def page_result_body(page: Page, result: PageResult) -> dict:
+    """A page's stored result: what the engine said, what the split stage did to the page
+    (`render`, `rotation`), and every warning from both, so nothing done to it is silent."""
+    render = dict(page.render or {})
+    warnings = list(render.pop("warnings", [])) + result.warnings
+    return {"page": page.page_no, "width": page.width, "height": page.height,
+            "rotation": render.get("rotation", 0), "render": render,
+            **result.to_json(), "warnings": warnings}
 
 
 def _record_failure(rt: Runtime, enqueue: Enqueuer, page: Page, error: Exception) -> None:

@@ -1,37 +1,71 @@
-"""Turn a document into page images: PDFs through poppler (pdf2image), images through Pillow."""
+"""Turn a document into page images as a viewer shows them: PDFs through poppler (pdf2image),
+images through Pillow.
+
+- A PDF page is its CropBox (`-cropbox`), turned by its /Rotate, at the resolution
+  workers/render_plan.py chose for it.
+- An image is turned and mirrored by its EXIF/TIFF Orientation tag (2-8) before anything else,
+  as every viewer does (Pillow's ImageOps.exif_transpose); a TIFF's frames are pages, every other
+  format's page is its primary image; transparency (alpha, palette or tRNS colour key) is
+  composited over white.
+
+Each page comes with a record of what was done to it (`RenderedPage.render`), which ends up in
+the page's result.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from pdf2image import convert_from_bytes
 from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError
-from PIL import Image, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
 
 from tessera.errors import CorruptDocument, ImageTooLarge
-from workers.documents import PDF, open_image
+from workers.documents import TIFF, DocumentInfo, open_image
+from workers.render_plan import PageRender
 
 RENDER_CHUNK_PAGES = 8
 PAGE_RENDER_BUDGET_S = 60  # poppler on one page; a PDF can hide a huge image pdfinfo cannot see
 # PNG at level 1: lossless for OCR and about 5x cheaper to encode than Pillow's default level.
 PNG_COMPRESS_LEVEL = 1
+EXIF_ORIENTATION = 0x0112
+# EXIF Orientation -> (degrees turned clockwise to display, mirrored), CIPA DC-008 / TIFF 6.0
+ORIENTATIONS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True),
+                5: (90, True), 6: (90, False), 7: (270, True), 8: (270, False)}
 
 
-def render_pages(data: bytes, media_type: str, pages: list[int], dpi: int, max_pixels: int
-                 ) -> Iterator[tuple[int, Image.Image]]:
-    """Yield (page_no, RGB image) for the selected pages, a few pages at a time in memory."""
-    if media_type == PDF:
-        yield from _render_pdf(data, pages, dpi)
+@dataclass
+class RenderedPage:
+    """One page as a viewer shows it (RGB), and what was done to get it (for the page's result)."""
+
+    page_no: int
+    image: Image.Image
+    render: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def render_pages(info: DocumentInfo, data: bytes, pages: list[int], plans: list[PageRender] | None,
+                 max_pixels: int) -> Iterator[RenderedPage]:
+    """The selected pages (numbers from 1), a few at a time in memory. PDFs need their `plans`
+    (documents.plan_renders); images are checked against `max_pixels` as each is decoded."""
+    if info.pdf is not None:
+        yield from _render_pdf(info, plans or [])
     else:
-        yield from _image_frames(data, pages, max_pixels)
+        yield from _image_pages(data, info.media_type, pages, max_pixels)
 
 
-def _render_pdf(data: bytes, pages: list[int], dpi: int) -> Iterator[tuple[int, Image.Image]]:
-    for first, last in _runs(pages, RENDER_CHUNK_PAGES):
+def _render_pdf(info: DocumentInfo, plans: list[PageRender]) -> Iterator[RenderedPage]:
+    by_number = {plan.page_no: plan for plan in plans}
+    for first, last in _runs(plans, RENDER_CHUNK_PAGES):
+        dpi = by_number[first].dpi
         try:
-            images = convert_from_bytes(data, dpi=dpi, first_page=first, last_page=last, fmt="ppm",
-                                        thread_count=1, timeout=PAGE_RENDER_BUDGET_S * (last - first + 1))
+            images = convert_from_bytes(info.pdf.data, dpi=dpi, first_page=first, last_page=last,
+                                        fmt="ppm", use_cropbox=True, thread_count=1,
+                                        timeout=PAGE_RENDER_BUDGET_S * (last - first + 1))
         except PDFPopplerTimeoutError as exc:
             raise CorruptDocument(f"pages {first}-{last} took longer than {PAGE_RENDER_BUDGET_S} s a page "
                                   "to render", code="render_timeout") from exc
@@ -39,47 +73,75 @@ def _render_pdf(data: bytes, pages: list[int], dpi: int) -> Iterator[tuple[int, 
             raise CorruptDocument(f"pages {first}-{last} could not be rendered: {exc}") from exc
         if len(images) != last - first + 1:
             raise CorruptDocument(f"pages {first}-{last}: poppler rendered {len(images)} pages")
-        for offset, image in enumerate(images):
-            yield first + offset, image.convert("RGB")
+        for page_no, image in enumerate(images, start=first):
+            page, plan = info.pdf.pages[page_no - 1], by_number[page_no]
+            render = {"source": "pdf", "box": "CropBox", "box_pt": [round(v, 2) for v in page.crop_box],
+                      "dpi": plan.dpi, "pdf_rotate": page.rotate}
+            if page.scan_ppi is not None:
+                render["scan_ppi"] = round(page.scan_ppi, 1)
+            yield RenderedPage(page_no, image.convert("RGB"), render, list(plan.warnings))
 
 
-def _runs(pages: list[int], max_len: int) -> Iterator[tuple[int, int]]:
-    """Group sorted page numbers into contiguous runs of at most max_len pages."""
-    start = prev = pages[0]
-    for page in pages[1:]:
-        if page == prev + 1 and page - start < max_len:
-            prev = page
+def _runs(plans: list[PageRender], max_len: int) -> Iterator[tuple[int, int]]:
+    """Group pages (sorted) into runs of consecutive numbers at one dpi, at most max_len long."""
+    start = prev = plans[0]
+    for plan in plans[1:]:
+        if plan.page_no == prev.page_no + 1 and plan.dpi == start.dpi and plan.page_no - start.page_no < max_len:
+            prev = plan
             continue
-        yield start, prev
-        start = prev = page
-    yield start, prev
+        yield start.page_no, prev.page_no
+        start = prev = plan
+    yield start.page_no, prev.page_no
 
 
-def _image_frames(data: bytes, pages: list[int], max_pixels: int) -> Iterator[tuple[int, Image.Image]]:
+def _image_pages(data: bytes, media_type: str, pages: list[int], max_pixels: int) -> Iterator[RenderedPage]:
     wanted = set(pages)
     with open_image(data) as image:
-        for index, frame in enumerate(ImageSequence.Iterator(image), start=1):
+        frames = ImageSequence.Iterator(image) if media_type == TIFF else [image]
+        for index, frame in enumerate(frames, start=1):
             if index not in wanted:
                 continue
             if frame.width * frame.height > max_pixels:
                 raise ImageTooLarge(f"page {index} is {frame.width}x{frame.height} pixels; the limit is "
                                     f"{max_pixels / 1e6:.0f} megapixels")
             try:
-                yield index, to_rgb(frame)
+                yield _displayed(index, frame)
             except OSError as exc:
                 raise CorruptDocument(f"page {index} of the image could not be decoded: {exc}") from exc
 
 
+def _displayed(index: int, frame: Image.Image) -> RenderedPage:
+    """A frame turned and mirrored as its Orientation tag says, in RGB over white."""
+    tag = frame.getexif().get(EXIF_ORIENTATION)
+    render: dict[str, Any] = {"source": "image", "frame": index,
+                              "stored_size": [frame.width, frame.height]}
+    if tag in ORIENTATIONS and tag != 1:
+        degrees, mirrored = ORIENTATIONS[tag]
+        render.update(exif_orientation=tag, exif_rotate=degrees, exif_mirrored=mirrored)
+        frame = ImageOps.exif_transpose(frame)
+    return RenderedPage(index, to_rgb(frame), render)
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any mode (CMYK, 16-bit, palette, alpha) to RGB; transparency over white like a viewer shows it."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, "white")
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
+    """Any mode (CMYK, 16-bit, palette, alpha) to RGB; transparency over white like a viewer shows
+    it, whether it is an alpha channel, a palette's transparent entries or a tRNS colour key."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return image.point(lambda value: value / 256).convert("L").convert("RGB")
+        key = image.info.get("transparency")
+        gray = image.point(lambda value: value / 256).convert("L")
+        if isinstance(key, int):
+            alpha = Image.fromarray(np.where(np.asarray(image) == key, 0, 255).astype(np.uint8))
+            return _over_white(gray, alpha)
+        return gray.convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return _over_white(rgba.convert("RGB"), rgba.getchannel("A"))
     return image.convert("RGB")
+
+
+def _over_white(image: Image.Image, alpha: Image.Image) -> Image.Image:
+    canvas = Image.new("RGB", image.size, "white")
+    canvas.paste(image.convert("RGB"), mask=alpha)
+    return canvas
 
 
 def encode_png(image: Image.Image) -> bytes:

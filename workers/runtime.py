@@ -19,6 +19,7 @@ from storage.db import make_engine, make_session_factory
 from storage.jobs import PENDING_WEBHOOKS
 from tessera.config import Settings
 from workers.engines.base import Engine
+from workers.orientation import OrientationDetector
 
 
 class Runtime:
@@ -42,6 +43,10 @@ class Runtime:
         from workers.engines.registry import create_engine
 
         return create_engine(self.settings)
+
+    @cached_property
+    def orientation(self) -> OrientationDetector:
+        return OrientationDetector(threads=1)
 
     @property
     def worker_id(self) -> str:

@@ -1,7 +1,10 @@
-"""The split stage: validate the input, render its pages, queue them for inference.
+"""The split stage: validate the input, render its pages as a viewer shows them, turn each
+upright, queue them for inference.
 
-Safe to run twice: pages already stored are skipped, and a job past
-`splitting` is left alone.
+Every stored page carries a record of what was done to it (`Page.render`: the box and
+resolution rendered, EXIF or /Rotate applied, the turn orientation detection applied, and
+warnings), which its result repeats. Safe to run twice: pages already stored are skipped, and a
+job past `splitting` is left alone.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.models import Job, JobStatus, Page, PageStatus, utcnow
 from tessera.errors import TRANSIENT_ERRORS, InvalidInput
-from workers.documents import check_page_pixels, inspect_document, parse_page_range
+from workers.documents import DocumentInfo, inspect_document, parse_page_range, plan_renders
 from workers.enqueue import Enqueuer
-from workers.render import encode_png, render_pages
+from workers.orientation import turn_upright
+from workers.render import RenderedPage, encode_png, render_pages
 from workers.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -30,7 +34,7 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
     if job is None:
         return
     try:
-        page_numbers = _render_and_store(rt, job)
+        page_numbers, info = _render_and_store(rt, job)
     except InvalidInput as exc:
         _fail(rt, job_id, exc.code, exc.message)
         return
@@ -51,7 +55,7 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
         return
     with rt.sessions.begin() as session:
         job_repo.transition_job(session, job_id, (JobStatus.SPLITTING,), JobStatus.PROCESSING,
-                                page_count=len(page_numbers))
+                                page_count=len(page_numbers), warnings=info.warnings or None)
         waiting = job_repo.waiting_page_ids(session, job_id)
     batch, high = rt.settings.engine_batch_size, job.options.get("priority") == "high"
     for start in range(0, len(waiting), batch):
@@ -80,30 +84,48 @@ def _start(rt: Runtime, job_id: str) -> Job | None:
         return job
 
 
-def _render_and_store(rt: Runtime, job: Job) -> list[int]:
+def _render_and_store(rt: Runtime, job: Job) -> tuple[list[int], DocumentInfo]:
     settings = rt.settings
     data = rt.blobs.get(BlobKeys.input(job.tenant_id, job.id))
     info = inspect_document(data, settings.max_pages)
     page_numbers = parse_page_range(job.options.get("pages"), info.page_count)
-    dpi = int(job.options.get("dpi") or settings.default_dpi)
-    check_page_pixels(info, page_numbers, dpi, settings.max_page_pixels)
+    plans = plan_renders(info, page_numbers, job.options.get("dpi"), settings.default_dpi,
+                         settings.max_page_pixels)
     with rt.sessions() as session:
         stored = {page.page_no for page in job_repo.pages_of(session, job.id)}
     todo = [n for n in page_numbers if n not in stored]
     if todo:
-        for page_no, image in render_pages(data, info.media_type, todo, dpi, settings.max_page_pixels):
-            _store_page(rt, job, page_no, image)
-    return page_numbers
+        wanted = set(todo)
+        plans = None if plans is None else [plan for plan in plans if plan.page_no in wanted]
+        for page in render_pages(info, data, todo, plans, settings.max_page_pixels):
+            _store_page(rt, job, _upright(rt, page))
+    return page_numbers, info
 
 
-def _store_page(rt: Runtime, job: Job, page_no: int, image) -> None:  # noqa: ANN001 (PIL image)
-    key = BlobKeys.page_image(job.tenant_id, job.id, page_no)
-    rt.blobs.put(key, encode_png(image), "image/png")
+def _upright(rt: Runtime, page: RenderedPage) -> RenderedPage:
+    """The page turned upright when the detector is sure which way up it is (workers/orientation.py);
+    as it is, with a warning, when it is not."""
+    if not rt.settings.detect_orientation:
+        return page
+    verdict = rt.orientation.detect(page.image)
+    page.render.update(rotation=verdict.rotate, orientation=verdict.to_json())
+    if verdict.rotate:
+        page.image = turn_upright(page.image, verdict.rotate)
+    elif not verdict.decided and not verdict.blank:
+        page.warnings.append(f"orientation undecided (confidence {verdict.confidence:.2f}): "
+                             "the page was read as it is")
+    return page
+
+
+def _store_page(rt: Runtime, job: Job, page: RenderedPage) -> None:
+    key = BlobKeys.page_image(job.tenant_id, job.id, page.page_no)
+    rt.blobs.put(key, encode_png(page.image), "image/png")
+    render = {**page.render, "warnings": page.warnings}
     try:
         with rt.sessions.begin() as session:
-            session.add(Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page_no,
-                             status=PageStatus.QUEUED, image_key=key,
-                             width=image.width, height=image.height))
+            session.add(Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page.page_no,
+                             status=PageStatus.QUEUED, image_key=key, render=render,
+                             width=page.image.width, height=page.image.height))
             job_repo.touch_job(session, job.id)  # the split's heartbeat, read by the sweeper
     except IntegrityError:
         pass  # a concurrent copy of this task stored the same page: same key, same bytes

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +28,8 @@ from api.pagination import as_utc
 from api.deps import BlobsDep, EnqueuerDep, SessionDep, SettingsDep, TenantDep
 from api.schemas import ErrorBody, ErrorInfo, JobOptions
 from api.sources import S3Source, UrlSource, check_url, fetch_all, list_s3_prefix, s3_client
-from api.submission import create_job, parse_options, read_upload
+from api.submission import create_job, parse_options
+from api.uploads import check_declared_length, read_multipart
 from storage import batches as batch_repo
 from storage.models import Batch, BatchSource, JobStatus
 from storage.webhooks import enqueue_batch_finished_webhook
@@ -51,7 +51,6 @@ from workers.webhooks import send_soon
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 429)}
-MULTIPART_SLACK = 1024 * 1024  # form boundaries and small fields around the archive
 
 
 class BatchSourcesIn(BaseModel):
@@ -130,10 +129,9 @@ async def submit_batch(
     """Queue one job per document of an archive or a list of sources (202; 200 on a replay)."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        _check_declared_length(request, settings.max_upload_bytes + MULTIPART_SLACK)
         source, webhook_url, options, entries = await _archive_request(request, settings)
     elif content_type.startswith("application/json"):
-        _check_declared_length(request, settings.max_json_body_bytes)
+        check_declared_length(request, settings.max_json_body_bytes)
         source, webhook_url, options, entries = await _sources_request(request, settings)
     else:
         raise UnsupportedMediaType("send multipart/form-data with an archive in 'file', "
@@ -162,23 +160,12 @@ def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> BatchOut
 # ---------------------------------------------------------------- reading the request
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is larger than the {limit // 1024} KiB limit")
-
-
 async def _archive_request(request: Request, settings: Settings
                            ) -> tuple[str, str | None, JobOptions, Callable[[], Iterator[Entry]]]:
-    form = await request.form(max_files=1, max_fields=8)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput("send the archive in the multipart field 'file'")
-    raw_options, webhook_url = form.get("options"), form.get("webhook_url")
-    options = parse_options(raw_options if isinstance(raw_options, str) else None)
-    data = await read_upload(upload, settings.max_upload_bytes)
-    hook = webhook_url if isinstance(webhook_url, str) and webhook_url.strip() else None
-    return BatchSource.ARCHIVE, hook, options, lambda: open_archive(data, settings)
+    upload = await read_multipart(request, settings.max_upload_bytes)
+    options = parse_options(upload.fields.get("options"))
+    webhook_url = upload.fields.get("webhook_url", "").strip() or None
+    return BatchSource.ARCHIVE, webhook_url, options, lambda: open_archive(upload.data, settings)
 
 
 async def _sources_request(request: Request, settings: Settings

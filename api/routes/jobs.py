@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
@@ -23,7 +23,8 @@ from api.schemas import (
     JobOut,
     error_responses,
 )
-from api.submission import create_job, parse_options, read_upload
+from api.submission import create_job, parse_options
+from api.uploads import read_multipart
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys, BlobStore
 from storage.models import Job, JobStatus
@@ -32,8 +33,14 @@ from tessera.errors import TRANSIENT_ERRORS, Conflict, InvalidInput, NotFound, T
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JOB_STATUSES = (*JobStatus.OPEN, *JobStatus.FINAL)
-OPTIONS_FIELD = {"contentMediaType": "application/json",
-                 "contentSchema": JobOptions.model_json_schema()}
+SUBMIT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "PDF, PNG, JPEG or TIFF; its name may come as filename, "
+                                "filename* (RFC 5987) or RFC 2047 encoded words"},
+        "options": {"type": "string", "contentMediaType": "application/json",
+                    "contentSchema": JobOptions.model_json_schema(),
+                    "description": 'JobOptions as JSON, e.g. {"max_tiles": 12, "pages": "1-3"}'}}}}}}}
 SUBMIT_ERRORS = error_responses(
     UNAUTHORIZED,
     (400, "`bad_request`: the multipart body cannot be parsed"),
@@ -61,24 +68,20 @@ REPLAYED = {"model": JobOut, "description": "an Idempotency-Key replay: the firs
 
 
 @router.post("", status_code=202, response_model=JobOut, summary="Submit a document",
-             responses={200: REPLAYED, **SUBMIT_ERRORS})
+             responses={200: REPLAYED, **SUBMIT_ERRORS}, openapi_extra=SUBMIT_BODY)
 async def submit_job(
-    session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep,
+    request: Request, session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or TIFF")],
-    options: Annotated[str | None, Form(
-        description='JobOptions as JSON, e.g. {"max_tiles": 12, "pages": "1-3"}',
-        json_schema_extra=OPTIONS_FIELD)] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255, description=(
         "the same key with the same file and options returns the first job (200); "
         "with another file or options: 409 idempotency_conflict"))] = None,
 ) -> JSONResponse:
     """Queue one document (202). Replaying an Idempotency-Key returns the first job (200)."""
-    parsed = parse_options(options)
-    data = await read_upload(file, settings.max_upload_bytes)
+    upload = await read_multipart(request, settings.max_upload_bytes)
+    parsed = parse_options(upload.fields.get("options"))
     job, created = await run_in_threadpool(
-        create_job, session, blobs, enqueue, settings, tenant_id=tenant.id, data=data,
-        filename=file.filename, options=parsed, idempotency_key=idempotency_key,
+        create_job, session, blobs, enqueue, settings, tenant_id=tenant.id, data=upload.data,
+        filename=upload.filename, options=parsed, idempotency_key=idempotency_key,
     )
     body = job_out(session, job).model_dump(mode="json")
     return JSONResponse(body, status_code=202 if created else 200)

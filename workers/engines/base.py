@@ -46,12 +46,19 @@ class ChartTable:
 
 @dataclass
 class PageResult:
-    """What an engine says about one page. Degraded output says so in `warnings`."""
+    """What an engine says about one page. Degraded output says so in `warnings`.
+
+    `lines`: [{text, bbox: [x0, y0, x1, y1] in the page image's pixels, confidence 0-1}] in
+    reading order, their texts joined by newlines making `text`; empty when the engine gives no
+    geometry (InternVL). `recognition`: the resolution the engine read the page at
+    ({"width", "height", "scale"} and how: "strips" for rapidocr, "tiles" for InternVL)."""
 
     text: str
     engine: str
     charts: list[ChartTable] = field(default_factory=list)
     tiles: dict[str, Any] | None = None  # {"grid": [cols, rows], "count": n} (thumbnail counted)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    recognition: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds, by stage
 

@@ -1,12 +1,12 @@
-"""jobs.warnings: what was noticed about a whole document (its page tree disagreeing with
-its /Count, say), shown with the job so nothing done to a document is silent
+"""jobs.warnings and pages.render: what was done to a document and to each of its pages (the box
+and resolution rendered, the turn applied, what could lower its quality), so nothing is silent
 
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-30 13:40:00
 
-A plain ADD COLUMN, nullable (no batch rebuild of `jobs` on SQLite: see 0002); jobs created
-before it read as having no warnings.
+Plain ADD COLUMNs, nullable (no batch rebuild on SQLite: see 0002); rows created before it read
+as having no warnings and no render record.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("warnings", sa.JSON(), nullable=True))
+    op.add_column("pages", sa.Column("render", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("pages", "render")
     op.drop_column("jobs", "warnings")

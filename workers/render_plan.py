@@ -1,0 +1,93 @@
+"""At what resolution each PDF page is rendered, judged by the pixels it really holds.
+
+The pixel limit (`TESSERA_MAX_PAGE_PIXELS`) guards against pages that would render into more
+pixels than a worker should hold. It is checked on the box that is rendered (the CropBox,
+workers/pdf_layout.py), at the resolution that is rendered:
+
+- A drawn page (text, vectors) renders at the job's dpi (default `TESSERA_DEFAULT_DPI`); one that
+  would exceed the limit at that dpi is refused with `image_too_large`.
+- A scanned page (rasters cover it) holds the scan's pixels, whatever page size its resolution tag
+  claims. Without a dpi in the job it renders at the finer of the default dpi and the scan's own
+  resolution, so a 1200-ppi scan keeps its pixels and a 150-ppi scan is shown like any page at
+  200 dpi. When that would exceed the limit (a 2480x3508 scan tagged 50 dpi claims a 50x70 inch
+  page: 139 megapixels at 200 dpi) it renders at the scan's own resolution (2480x3508, its real
+  pixels), or at the finest dpi within the limit when the scan itself is larger than the limit.
+  A job's explicit dpi is honoured, capped to the limit the same way.
+
+Every departure from the dpi asked for is a warning on the page.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tessera.errors import ImageTooLarge
+from workers.pdf_layout import PdfPage
+
+
+@dataclass(frozen=True)
+class PageRender:
+    """How one PDF page is rendered: its number (from 1), dots per inch, and what to tell the user."""
+
+    page_no: int
+    dpi: int
+    warnings: tuple[str, ...] = ()
+
+
+def rendered_size(page: PdfPage, dpi: int) -> tuple[int, int]:
+    """Pixel size poppler gives the visible box at `dpi` (before /Rotate; area is the same)."""
+    width_pt, height_pt = page.size_pt
+    return math.ceil(width_pt * dpi / 72 - 1e-6), math.ceil(height_pt * dpi / 72 - 1e-6)
+
+
+def finest_dpi_within(page: PdfPage, max_pixels: int) -> int:
+    """The largest whole dpi whose rendering stays within `max_pixels` (0 if even 1 dpi does not)."""
+    width_pt, height_pt = page.size_pt
+    if width_pt * height_pt <= 0:
+        return 0
+    dpi = math.floor(72 * math.sqrt(max_pixels / (width_pt * height_pt)))
+    while dpi > 0 and math.prod(rendered_size(page, dpi)) > max_pixels:
+        dpi -= 1
+    return dpi
+
+
+def plan_page(page: PdfPage, page_no: int, dpi: int, dpi_requested: bool, max_pixels: int) -> PageRender:
+    """The resolution for one page. Raises ImageTooLarge for a drawn page over the limit at `dpi`
+    (or any page over it at 1 dpi). `dpi_requested`: the job asked for `dpi` itself."""
+    fit = finest_dpi_within(page, max_pixels)
+    if page.scan_ppi is None:
+        if dpi <= fit:
+            return PageRender(page_no, dpi)
+        raise _too_large(page, page_no, dpi, max_pixels)
+    native = max(1, round(page.scan_ppi))
+    wanted = dpi if dpi_requested else max(dpi, native)
+    if wanted <= fit:
+        return PageRender(page_no, wanted)
+    chosen = min(native, fit)
+    if chosen < 1:
+        raise _too_large(page, page_no, wanted, max_pixels)
+    width, height = rendered_size(page, chosen)
+    warning = (f"rendered at {chosen} dpi ({width}x{height} px) instead of {wanted} dpi: the page is a "
+               f"{native}-ppi scan of {_inches(page)}, and {wanted} dpi would exceed the "
+               f"{max_pixels / 1e6:.0f}-megapixel limit")
+    if chosen < native:
+        warning += f"; the scan was reduced to {chosen / native:.0%} of its resolution"
+    return PageRender(page_no, chosen, (warning,))
+
+
+def plan_pages(pages: list[PdfPage], numbers: list[int], dpi: int, dpi_requested: bool,
+               max_pixels: int) -> list[PageRender]:
+    """plan_page for each selected page (numbers from 1, within the document)."""
+    return [plan_page(pages[n - 1], n, dpi, dpi_requested, max_pixels) for n in numbers]
+
+
+def _inches(page: PdfPage) -> str:
+    width_pt, height_pt = page.size_pt
+    return f"{width_pt / 72:.1f}x{height_pt / 72:.1f} in"
+
+
+def _too_large(page: PdfPage, page_no: int, dpi: int, max_pixels: int) -> ImageTooLarge:
+    pixels = math.prod(rendered_size(page, dpi))
+    return ImageTooLarge(f"page {page_no} is {_inches(page)}: at {dpi} dpi it would be "
+                         f"{pixels / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f}")
