@@ -113,8 +113,7 @@ def _image_pages(data: bytes, media_type: str, pages: list[int], max_pixels: int
 def _displayed(index: int, frame: Image.Image) -> RenderedPage:
     """A frame turned and mirrored as its Orientation tag says, in RGB over white."""
     tag = frame.getexif().get(EXIF_ORIENTATION)
-    render: dict[str, Any] = {"source": "image", "frame": index,
-                              "stored_size": [frame.width, frame.height]}
+    render: dict[str, Any] = {"source": "image", "frame": index}
     if tag in ORIENTATIONS and tag != 1:
         degrees, mirrored = ORIENTATIONS[tag]
         render.update(exif_orientation=tag, exif_rotate=degrees, exif_mirrored=mirrored)

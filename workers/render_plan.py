@@ -7,12 +7,13 @@ workers/pdf_layout.py), at the resolution that is rendered:
 - A drawn page (text, vectors) renders at the job's dpi (default `TESSERA_DEFAULT_DPI`); one that
   would exceed the limit at that dpi is refused with `image_too_large`.
 - A scanned page (rasters cover it) holds the scan's pixels, whatever page size its resolution tag
-  claims. Without a dpi in the job it renders at the finer of the default dpi and the scan's own
-  resolution, so a 1200-ppi scan keeps its pixels and a 150-ppi scan is shown like any page at
-  200 dpi. When that would exceed the limit (a 2480x3508 scan tagged 50 dpi claims a 50x70 inch
-  page: 139 megapixels at 200 dpi) it renders at the scan's own resolution (2480x3508, its real
-  pixels), or at the finest dpi within the limit when the scan itself is larger than the limit.
-  A job's explicit dpi is honoured, capped to the limit the same way.
+  claims. Without a dpi in the job it renders at the default dpi, but never coarser than the scan
+  (a 2480x3508 scan tagged 1200 dpi claims a 2x3 inch page: it renders at 1200 dpi and keeps its
+  pixels) and never finer than MAX_SCAN_UPSAMPLE times the scan (a 2480x3508 scan tagged 50 dpi
+  claims a 50x70 inch page, 139 megapixels at 200 dpi: it renders at 66 dpi, about 3270x4630, since
+  enlarging it further adds pixels and no detail). A 150-ppi scan renders at 200 dpi like any
+  page. A job's explicit dpi is honoured. Either way a scan larger than the limit renders at the
+  finest dpi within it, with a warning when that is coarser than the scan itself.
 
 Every departure from the dpi asked for is a warning on the page.
 """
@@ -24,6 +25,11 @@ from dataclasses import dataclass
 
 from tessera.errors import ImageTooLarge
 from workers.pdf_layout import PdfPage
+
+# A scan is enlarged at most this much to reach the default dpi: enough for the common 150-ppi
+# scans to render at 200 dpi like other pages (recognisers read small print better there),
+# while a scan that only claims a low resolution is not blown up into pixels with no detail.
+MAX_SCAN_UPSAMPLE = 4 / 3
 
 
 @dataclass(frozen=True)
@@ -61,19 +67,18 @@ def plan_page(page: PdfPage, page_no: int, dpi: int, dpi_requested: bool, max_pi
             return PageRender(page_no, dpi)
         raise _too_large(page, page_no, dpi, max_pixels)
     native = max(1, round(page.scan_ppi))
-    wanted = dpi if dpi_requested else max(dpi, native)
+    wanted = dpi if dpi_requested else min(max(dpi, native), math.floor(MAX_SCAN_UPSAMPLE * native + 1e-9))
     if wanted <= fit:
         return PageRender(page_no, wanted)
-    chosen = min(native, fit)
-    if chosen < 1:
+    if fit < 1:
         raise _too_large(page, page_no, wanted, max_pixels)
-    width, height = rendered_size(page, chosen)
-    warning = (f"rendered at {chosen} dpi ({width}x{height} px) instead of {wanted} dpi: the page is a "
+    width, height = rendered_size(page, fit)
+    warning = (f"rendered at {fit} dpi ({width}x{height} px) instead of {wanted} dpi: the page is a "
                f"{native}-ppi scan of {_inches(page)}, and {wanted} dpi would exceed the "
                f"{max_pixels / 1e6:.0f}-megapixel limit")
-    if chosen < native:
-        warning += f"; the scan was reduced to {chosen / native:.0%} of its resolution"
-    return PageRender(page_no, chosen, (warning,))
+    if fit < native:
+        warning += f"; the scan was reduced to {fit / native:.0%} of its resolution"
+    return PageRender(page_no, fit, (warning,))
 
 
 def plan_pages(pages: list[PdfPage], numbers: list[int], dpi: int, dpi_requested: bool,

@@ -20,7 +20,7 @@ from tessera import synthetic
 from tessera.config import Settings
 from workers.engines.base import TASK_CHARTS, TASK_OCR, PageInput, PageResult
 from workers.engines.digest import DigestEngine
-from workers.engines.rapidocr_engine import CHARTS_WARNING, RapidOcrEngine, reading_order
+from workers.engines.rapidocr_engine import CHARTS_WARNING, RapidOcrEngine
 from workers.engines.registry import create_engine
 
 MAX_CER = 0.05
@@ -84,6 +84,27 @@ def test_rapidocr_reads_english(batch: list[PageResult]) -> None:
     assert len(text.splitlines()) == len(ENGLISH)
 
 
+def test_rapidocr_lines_make_the_text_and_sit_on_the_page(batch: list[PageResult]) -> None:
+    result = batch[0]
+    assert "\n".join(line["text"] for line in result.lines) == result.text
+    tops = [line["bbox"][1] for line in result.lines]
+    assert tops == sorted(tops)  # reading order, top down
+    for line in result.lines:
+        x0, y0, x1, y1 = line["bbox"]
+        assert 0 <= x0 < x1 <= 1000 and 0 <= y0 < y1 <= 760 and 0.5 <= line["confidence"] <= 1
+    # render_text_page draws line i at y = 60 + i * round(32 * 1.6): each box holds its line
+    assert [round((y0 - 60) / 51) for _, y0, _, _ in (line["bbox"] for line in result.lines)] == [0, 1, 2, 3]
+    assert result.recognition == {"width": 1000, "height": 760, "scale": 1.0, "strips": 1}
+
+
+def test_rapidocr_reads_a_tall_page_at_its_own_resolution(rapidocr: RapidOcrEngine) -> None:
+    lines = [f"Row {n:02d} balance {n * 13.25:.2f}" for n in range(1, 61)]
+    page = synthetic.render_text_page(lines, size=(1000, 6000), font_size=26, margin=60, spacing=3.6)
+    [result] = rapidocr.process([PageInput(page)])
+    assert result.recognition["strips"] > 1 and result.recognition["scale"] == 1.0
+    assert result.text.splitlines() == lines  # every digit, every line once, in order
+
+
 def test_rapidocr_reads_chinese(batch: list[PageResult]) -> None:
     text = batch[1].text
     assert synthetic.char_error_rate(text, "\n".join(CHINESE)) < MAX_CER, text
@@ -107,25 +128,6 @@ def test_rapidocr_charts_need_internvl(rapidocr: RapidOcrEngine) -> None:
 def test_rapidocr_unreadable_page_is_a_warning_not_a_crash(rapidocr: RapidOcrEngine) -> None:
     [result] = rapidocr.process([PageInput(Image.new("RGB", (20, 8000), "white"))])
     assert result.text == "" and result.warnings and "could not read" in result.warnings[0]
-
-
-def quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
-
-
-def test_reading_order_groups_lines_and_joins_cjk_without_spaces() -> None:
-    boxes = [
-        (quad(300, 100, 500, 130), "world"),
-        (quad(50, 260, 250, 290), "价格"),
-        (quad(50, 102, 250, 132), "Hello"),
-        (quad(50, 200, 250, 230), "第二"),
-        (quad(260, 198, 400, 228), "行文字"),
-        (quad(260, 262, 400, 292), "100元"),
-        (quad(50, 150, 400, 180), "middle line"),
-        (quad(420, 162, 600, 192), "drifts down"),  # a skewed page: same line, lower
-    ]
-    assert reading_order(boxes) == "Hello world\nmiddle line drifts down\n第二行文字\n价格 100元"
-    assert reading_order([]) == ""
 
 
 def test_registry_builds_engines_lazily() -> None:

@@ -18,6 +18,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+import numpy as np
+
 READ_MAX_DISTANCE = 0.15
 PAGE_MAX_CER = 0.01
 HIDDEN_MIN_DISTANCE = 0.40
@@ -36,20 +38,20 @@ class Match:
 
 def best_substring_match(needle: str, haystack: str) -> Match:
     """Smallest edit distance between `needle` and any substring of `haystack` (both normalised),
-    and where the first such best match ends."""
+    and where the first such best match ends. One numpy row per character of `needle`: the row
+    over the haystack starts at zero everywhere (a match may start anywhere)."""
     if not needle:
         return Match(0, 0)
-    previous = list(range(len(needle) + 1))  # column for an empty haystack prefix
-    best = Match(previous[-1], 0)
-    for j, char in enumerate(haystack, start=1):
-        current = [0]  # a match may start anywhere: free start
-        for i, wanted in enumerate(needle, start=1):
-            current.append(min(previous[i] + 1, current[i - 1] + 1,
-                               previous[i - 1] + (wanted != char)))
-        if current[-1] < best.distance:
-            best = Match(current[-1], j)
-        previous = current
-    return best
+    cols = np.arange(len(haystack) + 1)
+    codes = np.array([ord(c) for c in haystack], dtype=np.int64)
+    row = np.zeros(len(haystack) + 1, dtype=np.int64)
+    for i, char in enumerate(needle, 1):
+        current = np.empty_like(row)
+        current[0] = i
+        current[1:] = np.minimum(row[:-1] + (codes != ord(char)), row[1:] + 1)
+        row = np.minimum.accumulate(current - cols) + cols  # insertions, left to right
+    end = int(np.argmin(row))
+    return Match(int(row[end]), end)
 
 
 @dataclass

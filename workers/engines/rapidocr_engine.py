@@ -27,6 +27,7 @@ from workers.engines.strips import plan_strips
 
 CHARTS_WARNING = "chart extraction needs the internvl engine"
 NO_SHRINK = 1_000_000  # rapidocr's max_side_len: above any strip, so it never shrinks one
+MIN_SIDE = 32  # pixels: a page narrower (or shorter) than this holds no readable line
 
 
 class RapidOcrEngine:
@@ -72,6 +73,8 @@ class RapidOcrEngine:
         pixels = np.asarray(page.image.convert("RGB"))
         strips = plan_strips(pixels.shape[1], pixels.shape[0])
         try:
+            if min(pixels.shape[:2]) < MIN_SIDE:
+                raise ValueError(f"the page is {pixels.shape[1]}x{pixels.shape[0]} px, too thin to hold text")
             spans = [span for strip in strips for span in _read_strip(ocr, pixels, strip)]
         except MemoryError:
             raise

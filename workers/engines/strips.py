@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STRIP_PIXELS = 4_000_000  # pixels a strip may hold (a 200-dpi Letter page, 3.7 MP, is one strip)
-MIN_STRIP_HEIGHT = 1024
+STRIP_PIXELS = 4_000_000  # pixels the detector may see at once (a 200-dpi Letter page is one strip)
+MIN_STRIP_HEIGHT = 1024  # for pages at least DET_MIN_SIDE wide: no strip gets enlarged
 OVERLAP = 256  # pixels; taller lines than this (over 90 pt at 200 dpi) may be cut at a strip edge
+# rapidocr's detector enlarges an image whose short side is under this (Det.limit_side_len, type min)
+DET_MIN_SIDE = 736
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,14 @@ class Strip:
 
 def plan_strips(width: int, height: int, strip_pixels: int = STRIP_PIXELS,
                 overlap: int = OVERLAP) -> list[Strip]:
-    """Full-width strips covering a width x height page (pixels), top to bottom."""
-    if width * height <= strip_pixels:
+    """Full-width strips covering a width x height page (pixels), top to bottom, each holding at
+    most `strip_pixels` as the detector sees it (a page narrower than DET_MIN_SIDE is enlarged
+    by the detector, so its strips are shorter)."""
+    enlarged = max(1.0, DET_MIN_SIDE / max(width, 1)) ** 2
+    if width * height * enlarged <= strip_pixels:
         return [Strip(0, height, 0.0, float(height))]
-    strip_height = max(MIN_STRIP_HEIGHT, strip_pixels // max(width, 1), 2 * overlap)
+    floor = MIN_STRIP_HEIGHT if width >= DET_MIN_SIDE else 2 * overlap
+    strip_height = max(floor, int(strip_pixels / (width * enlarged)), 2 * overlap)
     if strip_height >= height:
         return [Strip(0, height, 0.0, float(height))]
     step = strip_height - overlap
