@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tessera.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
@@ -91,6 +93,18 @@ def test_tessera_commands(compose):
     assert cpu[cpu.index("--queues") + 1] == "cpu,webhooks" and cpu[cpu.index("--concurrency") + 1] == "2"
     assert gpu[gpu.index("--queues") + 1] == "gpu" and gpu[gpu.index("--concurrency") + 1] == "1"
 
+
+
+def test_workers_agree_on_message_size_and_finish_their_task_when_stopped(compose):
+    """The cpu worker cuts messages the size the gpu worker batches; `docker-compose stop`
+    waits past the longest task (the hard limit) before it kills a worker."""
+    services = compose["services"]
+    cpu, gpu = services["cpu-worker"], services["gpu-worker"]
+    assert cpu["environment"]["TESSERA_ENGINE_BATCH_SIZE"] == gpu["environment"]["TESSERA_ENGINE_BATCH_SIZE"]
+    limit = int(gpu["environment"].get("TESSERA_TASK_TIME_LIMIT_S", Settings.model_fields["task_time_limit_s"].default))
+    for worker in (cpu, gpu):
+        grace = worker["stop_grace_period"]
+        assert grace.endswith("s") and int(grace[:-1]) > limit, grace
 
 def test_redis_keeps_queued_messages(compose):
     redis = compose["services"]["redis"]
