@@ -93,11 +93,13 @@ def test_every_waiting_and_unacked_message_is_counted_at_each_priority(broker) -
 
 
 @pytest.fixture
-def private_database(postgres) -> str:  # noqa: ANN001
+def private_database(postgres) -> Iterator[str]:  # noqa: ANN001
     name = f"qdepth_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres.url, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
-    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def queued_infer_messages(settings: Settings, sender: Celery) -> list[list[int]]:
@@ -116,6 +118,7 @@ def queued_infer_messages(settings: Settings, sender: Celery) -> list[list[int]]
     local.pending.clear()
     split_job(rt, local, job_id)
     messages = [list(args[0]) for name, args in local.pending if name == INFER]
+    rt.db.dispose()
     for page_ids in messages:
         CeleryEnqueuer(sender).infer(page_ids)
     return messages
@@ -157,6 +160,7 @@ def test_a_running_batch_is_counted_and_finishes_through_the_prestop_hook(
         assert keda_queue_depth(client, gpu) == 2
 
         # Kubernetes runs the manifest's preStop; in the pod the worker is PID 1
+        assert page_status(private_database, running) == ["running"], "still in the engine"
         hook = subprocess.Popen(prestop_command(K8S_DIR / "gpu-worker.yaml", "tessera-gpu-worker"),
                                 env={"WORKER_PID": str(worker.proc.pid), "PATH": "/usr/bin:/bin"})
         assert worker.proc.wait(timeout=60) == 0, worker.tail()  # warm shutdown exits 0
