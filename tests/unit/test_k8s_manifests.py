@@ -26,7 +26,7 @@ from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from tessera.config import Settings
 from tests.utils.k8s import K8S_DIR, ROOT, find, formula_terms, kustomize, load_docs
-from workers.celery_app import unacked_keys
+from workers.celery_app import QUEUES, unacked_keys
 
 # KEDA 2.20 is tested on Kubernetes 1.33 - 1.35 (keda-docs, operate/cluster.md).
 KUBERNETES_VERSIONS = ("1.33.0", "1.35.0")
@@ -209,6 +209,13 @@ def test_each_scaled_deployment_has_one_autoscaler_and_no_replicas(rendered: lis
         # `replicas` in the manifest would reset the autoscaler's count on every apply
         assert "replicas" not in find(rendered, "Deployment", name)["spec"], name
 
+
+
+def test_every_queue_has_a_worker(rendered: list[dict[str, Any]]) -> None:
+    """A queue no Deployment consumes only grows (Redis runs with noeviction)."""
+    consumed = {queue for d in rendered if d["kind"] == "Deployment"
+                and _container(d)["args"][0] == "worker" for queue in _queues(d)}
+    assert consumed == set(QUEUES), consumed
 
 def test_scaled_objects_count_kombus_keys_for_their_deployments_queues(
     rendered: list[dict[str, Any]], config: dict[str, str]
