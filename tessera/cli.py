@@ -82,7 +82,7 @@ def worker(
 
     settings = get_settings()
     _migrate_if_embedded(settings)
-    celery = configure(settings)
+    celery = configure(settings, queues.split(","))
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", pool,
             "--loglevel", "INFO", "--hostname", f"tessera-{os.getpid()}@%h", "--prefetch-multiplier", "1"]
     if settings.embedded:

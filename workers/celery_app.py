@@ -8,6 +8,7 @@ back, prefetch 1 so a busy worker holds nothing others could run, results off
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
@@ -29,7 +30,25 @@ PRIORITY_NORMAL = 6
 app = Celery("tessera")
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
+def unacked_keys(queues: Iterable[str]) -> dict[str, str]:
+    """kombu's Redis transport options naming the unacked hash, its index and its mutex for a
+    worker consuming `queues`, e.g. ("gpu",) -> {"unacked_key": "unacked:gpu", ...}.
+
+    kombu keeps every message a consumer took but has not acked in one hash, `unacked` by
+    default, shared by every worker on the broker. One hash per worker role (its sorted queue
+    set) lets an autoscaler count a role's in-flight messages with one HLEN (KEDA's redis
+    scaler, infra/k8s/scaledobjects.yaml); without it the gpu workers would be scaled on the
+    cpu workers' busy tasks and on webhook retries held until their countdown. Only workers
+    consuming a queue restore its overdue messages, which they do from their own hash.
+    """
+    role = "+".join(sorted({queue.strip() for queue in queues if queue.strip()}))
+    return {"unacked_key": f"unacked:{role}", "unacked_index_key": f"unacked_index:{role}",
+            "unacked_mutex_key": f"unacked_mutex:{role}"}
+
+
+def celery_config(settings: Settings, queues: Iterable[str] = QUEUES) -> dict[str, Any]:
+    """The app's configuration; `queues` are those this process consumes (a worker's
+    `--queues`), which name its unacked hash on Redis (`unacked_keys`)."""
     hard_limit = settings.task_time_limit_s
     config: dict[str, Any] = {
         "task_acks_late": True,
@@ -76,10 +95,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # kombu looks for overdue unacked messages this often (default ~100 s).
             "unacked_restore_interval": max(1, min(10, visibility // 2)),
             "unacked_restore_throttle": 1,
+            **unacked_keys(queues),
         }
     return config
 
 
-def configure(settings: Settings) -> Celery:
-    app.conf.update(celery_config(settings))
+def configure(settings: Settings, queues: Iterable[str] = QUEUES) -> Celery:
+    app.conf.update(celery_config(settings, queues))
     return app

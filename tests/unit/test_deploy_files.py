@@ -1,6 +1,6 @@
 """The deployment files stay loadable: docker-compose.yml (as Debian's docker-compose v1.29
-reads it, the strictest parser we have without a Docker engine), the Kubernetes manifests
-and the Prometheus/Grafana provisioning."""
+reads it, the strictest parser we have without a Docker engine) and the Prometheus/Grafana
+provisioning. The Kubernetes manifests have their own tests (test_k8s_manifests.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tessera.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-K8S_DIR = ROOT / "infra" / "k8s"
 
 TESSERA_SERVICES = {"api", "migrate", "cpu-worker", "gpu-worker"}
 EXPECTED_SERVICES = TESSERA_SERVICES | {
@@ -93,6 +94,18 @@ def test_tessera_commands(compose):
     assert gpu[gpu.index("--queues") + 1] == "gpu" and gpu[gpu.index("--concurrency") + 1] == "1"
 
 
+
+def test_workers_agree_on_message_size_and_finish_their_task_when_stopped(compose):
+    """The cpu worker cuts messages the size the gpu worker batches; `docker-compose stop`
+    waits past the longest task (the hard limit) before it kills a worker."""
+    services = compose["services"]
+    cpu, gpu = services["cpu-worker"], services["gpu-worker"]
+    assert cpu["environment"]["TESSERA_ENGINE_BATCH_SIZE"] == gpu["environment"]["TESSERA_ENGINE_BATCH_SIZE"]
+    limit = int(gpu["environment"].get("TESSERA_TASK_TIME_LIMIT_S", Settings.model_fields["task_time_limit_s"].default))
+    for worker in (cpu, gpu):
+        grace = worker["stop_grace_period"]
+        assert grace.endswith("s") and int(grace[:-1]) > limit, grace
+
 def test_redis_keeps_queued_messages(compose):
     redis = compose["services"]["redis"]
     command = " ".join(_cmd(redis))
@@ -150,39 +163,3 @@ def test_gpu_dockerfile_keeps_the_base_image_torch():
     assert any("pip install --no-deps ." in run for run in runs)
     assert not any("[internvl]" in run for run in runs)
 
-
-def _k8s_docs() -> list[dict]:
-    files = sorted(K8S_DIR.glob("*.yaml"))
-    assert files, "no manifests under infra/k8s"
-    docs = []
-    for path in files:
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc is not None:
-                assert "apiVersion" in doc and "kind" in doc, path.name
-                docs.append(doc)
-    return docs
-
-
-def test_k8s_manifests_parse_and_cover_the_workloads():
-    docs = _k8s_docs()
-    kinds = {(d["kind"], d.get("metadata", {}).get("name")) for d in docs}
-    for expected in [
-        ("Deployment", "tessera-api"), ("Service", "tessera-api"),
-        ("Deployment", "tessera-cpu-worker"), ("Deployment", "tessera-gpu-worker"),
-        ("ConfigMap", "tessera-config"), ("Secret", "tessera-secrets"),
-        ("PersistentVolumeClaim", "tessera-models"),
-    ]:
-        assert expected in kinds, expected
-
-    gpu = next(d for d in docs if d["kind"] == "Deployment"
-               and d["metadata"]["name"] == "tessera-gpu-worker")
-    pod = gpu["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert str(container["resources"]["limits"]["nvidia.com/gpu"]) == "1"
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"]
-              if "persistentVolumeClaim" in v]
-    assert "tessera-models" in claims
-    for d in docs:
-        if d["kind"] == "Deployment":
-            labels = d["spec"]["template"]["metadata"]["labels"]
-            assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
