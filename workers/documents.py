@@ -75,11 +75,10 @@ def inspect_document(data: bytes, max_pages: int) -> DocumentInfo:
 def image_page_count(data: bytes, media_type: str) -> int:
     """A TIFF's frames are its pages (multi-page scans). Every other image is one page, its
     primary image: the extra frames of a JPEG (MPF/MPO: a camera's preview or a phone's HDR gain
-    map) or of a PNG (APNG) are not pages, and a viewer shows only the first."""
-    if media_type != TIFF:
-        return 1
+    map) or of a PNG (APNG) are not pages, and a viewer shows only the first. Opening the image
+    reads its header under Pillow's decompression-bomb guard (ImageTooLarge)."""
     with open_image(data) as image:
-        return getattr(image, "n_frames", 1)
+        return getattr(image, "n_frames", 1) if media_type == TIFF else 1
 
 
 def open_image(data: bytes) -> Image.Image:

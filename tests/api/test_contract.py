@@ -99,7 +99,9 @@ def test_openapi_describes_every_route(embedded) -> None:  # noqa: ANN001
     schemas = spec["components"]["schemas"]
     for name in ("JobOut", "PageOut", "PageSummary", "ErrorBody"):
         assert schemas[name].get("examples"), name
-    body = schemas["Body_submit_job_v1_jobs_post"]["properties"]["options"]
+    form = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
+    body = form["properties"]["options"]
     assert body["contentSchema"]["title"] == "JobOptions" and body["contentSchema"]["examples"]
     assert spec["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/JobList"}

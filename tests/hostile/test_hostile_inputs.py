@@ -70,6 +70,15 @@ def raw_multipart(path: str, filename: bytes, data: bytes, fields: dict[bytes, b
     return lambda client: client.post(path, content=body, headers=headers)
 
 
+def raw_multipart_disposition(path: str, disposition: bytes, data: bytes) -> Send:
+    """A one-part multipart body whose Content-Disposition is given byte for byte."""
+    boundary = b"tessera-hostile-boundary"
+    body = (b"--%s\r\nContent-Disposition: %s\r\nContent-Type: application/octet-stream\r\n\r\n"
+            % (boundary, disposition)) + data + b"\r\n--%s--\r\n" % boundary
+    headers = {"Content-Type": "multipart/form-data; boundary=" + boundary.decode()}
+    return lambda client: client.post(path, content=body, headers=headers)
+
+
 def raw(method: str, path: str, **kwargs: Any) -> Send:
     return lambda client: client.request(method, path, **kwargs)
 
@@ -151,11 +160,19 @@ def cases() -> list[Case]:
         Case("path traversal in the file name", job(PDF, "../../../etc/passwd"), "202 -> succeeded (1 p)",
              display_name_is_clean),
         Case("options field of 2 MiB", job(PDF, options={"pages": "1", "x": "y" * (2 * MiB)}),
-             "400 bad_request"),
+             "413 payload_too_large"),
         Case("options that are not JSON", raw_multipart("/v1/jobs", b"a.pdf", PDF, {b"options": b"{nope"}),
              "422 invalid_options"),
         Case("page range past the end", job(PDF, options={"pages": "1-99999999999999999999"}), "422 invalid_options"),
-        Case("multipart without a file", raw("POST", "/v1/jobs", data={"options": "{}"}), "422 invalid_request"),
+        Case("multipart without a file", raw("POST", "/v1/jobs", files={"options": (None, "{}")}),
+             "422 invalid_request"),
+        Case("a urlencoded form instead of multipart", raw("POST", "/v1/jobs", data={"options": "{}"}),
+             "415 unsupported_media_type"),
+        Case("two files in one upload", raw("POST", "/v1/jobs", files=[("file", ("a.pdf", PDF)), ("file", ("b.pdf", PDF))]),
+             "422 invalid_request"),
+        Case("file name only in filename*, in an unknown charset",
+             raw_multipart_disposition("/v1/jobs", b"form-data; name=\"file\"; filename*=x-nope''%E5%AD%A3.pdf", PDF),
+             "202 -> succeeded (1 p)", display_name_is_clean),
         Case("oversized JSON body (2 MiB) to /v1/batches",
              raw("POST", "/v1/batches", content=b" " * (2 * MiB), headers={"Content-Type": "application/json"}),
              "413 payload_too_large"),

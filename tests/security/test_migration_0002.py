@@ -1,4 +1,4 @@
-"""Migration 0002 (batches, webhook outbox, jobs.batch_id, tenants.webhook_secret) up, down and
+"""Migrations 0002 (batches, webhook outbox, jobs.batch_id, tenants.webhook_secret), 0003 and 0004 up, down and
 up again on SQLite and PostgreSQL, with rows in place: nothing already stored may be lost."""
 
 from __future__ import annotations
@@ -89,3 +89,15 @@ def test_0003_request_sha256_up_down_up_keeps_the_data(url: str) -> None:
     assert "request_sha256" not in columns(url, "jobs") and count_pages(url) == 1
     upgrade(url, "head")
     assert "request_sha256" in columns(url, "jobs") and count_pages(url) == 1
+
+
+def test_0004_job_warnings_and_page_render_up_down_up_keep_the_data(url: str) -> None:
+    seed_at_0001(url)
+    upgrade(url, "0004")
+    assert "warnings" in columns(url, "jobs") and "render" in columns(url, "pages")
+    assert count_pages(url) == 1
+    command.downgrade(alembic_config(url), "0003")
+    assert "warnings" not in columns(url, "jobs") and "render" not in columns(url, "pages")
+    assert count_pages(url) == 1
+    upgrade(url, "0004")
+    assert "render" in columns(url, "pages") and count_pages(url) == 1
