@@ -77,10 +77,12 @@ def read_layout(data: bytes, max_pages: int) -> PdfLayout:
     with tempfile.TemporaryDirectory(prefix="tessera-pdf-") as folder:
         path = Path(folder) / "document.pdf"
         path.write_bytes(data)
-        count = _page_count(path)
+        # One pdfinfo call: the page count, and the boxes of the first max_pages pages
+        info = _poppler(["pdfinfo", "-box", "-f", "1", "-l", str(max_pages), str(path)])
+        count = _page_count(info)
         if count > max_pages:
             raise TooManyPages(f"the document has {count} pages; the limit is {max_pages}")
-        pages = _boxes(path, count)
+        pages = _boxes(info.stdout, count)
         ppi = _scan_resolutions(path, pages)
     pages = [PdfPage(p.crop_box, p.media_box, p.rotate, ppi.get(n)) for n, p in enumerate(pages, 1)]
     return PdfLayout(data, pages, warnings)
@@ -118,8 +120,7 @@ def _poppler(args: list[str]) -> subprocess.CompletedProcess[str]:
         raise CorruptDocument("the PDF could not be read in time") from exc
 
 
-def _page_count(path: Path) -> int:
-    proc = _poppler(["pdfinfo", str(path)])
+def _page_count(proc: subprocess.CompletedProcess[str]) -> int:
     found = _PAGES.search(proc.stdout)
     if proc.returncode != 0 or not found:
         if "Incorrect password" in proc.stderr:
@@ -128,14 +129,12 @@ def _page_count(path: Path) -> int:
     return int(found.group(1))
 
 
-def _boxes(path: Path, count: int) -> list[PdfPage]:
-    if count == 0:
-        return []
-    proc = _poppler(["pdfinfo", "-box", "-f", "1", "-l", str(count), str(path)])
+def _boxes(pdfinfo: str, count: int) -> list[PdfPage]:
+    """Each page's MediaBox, CropBox (clipped to the MediaBox) and /Rotate from `pdfinfo -box`."""
     boxes: dict[tuple[int, str], Box] = {}
-    for number, name, *coords in _BOX.findall(proc.stdout):
+    for number, name, *coords in _BOX.findall(pdfinfo):
         boxes[int(number), name] = tuple(float(c) for c in coords)  # type: ignore[assignment]
-    turns = {int(number): int(rot) % 360 for number, rot in _ROT.findall(proc.stdout)}
+    turns = {int(number): int(rot) % 360 for number, rot in _ROT.findall(pdfinfo)}
     pages = []
     for number in range(1, count + 1):
         media = boxes.get((number, "MediaBox"), (0.0, 0.0, 612.0, 792.0))
