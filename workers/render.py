@@ -50,10 +50,12 @@ class RenderedPage:
 
 def render_pages(info: DocumentInfo, data: bytes, pages: list[int], plans: list[PageRender] | None,
                  max_pixels: int) -> Iterator[RenderedPage]:
-    """The selected pages (numbers from 1), a few at a time in memory. PDFs need their `plans`
-    (documents.plan_renders); images are checked against `max_pixels` as each is decoded."""
+    """The selected pages (numbers from 1), a few at a time in memory. PDFs render as their
+    `plans` say (documents.plan_renders, covering at least `pages`); images are checked against
+    `max_pixels` as each is decoded."""
     if info.pdf is not None:
-        yield from _render_pdf(info, plans or [])
+        wanted = set(pages)
+        yield from _render_pdf(info, [plan for plan in plans or [] if plan.page_no in wanted])
     else:
         yield from _image_pages(data, info.media_type, pages, max_pixels)
 

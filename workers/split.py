@@ -95,8 +95,6 @@ def _render_and_store(rt: Runtime, job: Job) -> tuple[list[int], DocumentInfo]:
         stored = {page.page_no for page in job_repo.pages_of(session, job.id)}
     todo = [n for n in page_numbers if n not in stored]
     if todo:
-        wanted = set(todo)
-        plans = None if plans is None else [plan for plan in plans if plan.page_no in wanted]
         for page in render_pages(info, data, todo, plans, settings.max_page_pixels):
             _store_page(rt, job, _upright(rt, page))
     return page_numbers, info
