@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))  # the repository root, for `tessera`
 
 from tessera.synthetic import font, make_pdf, render_text_page  # noqa: E402
+from tests.data.hostile.corpus import pdf_file  # noqa: E402
 EN_A, ZH_A = "Quarterly report for the northern warehouse", "北方仓库季度报告已经完成"
 EN_B, ZH_B = "Invoice 4471 was paid on the third of March", "发票已于三月三日全额支付"
 EN_C, ZH_C = "Shipping manifest checked by the night shift", "夜班已经核对全部发货清单"
@@ -191,7 +192,7 @@ def _text_pdf(width: float, height: float, lines: list[str], size: float, step: 
         ops.append(b"1 0 0 1 %.1f %.1f Tm (%s) Tj" % (x, y, line.encode("ascii")))
     ops.append(b"ET")
     content = b"\n".join(ops)
-    return _pdf([
+    return pdf_file([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /Contents 4 0 R "
@@ -199,21 +200,6 @@ def _text_pdf(width: float, height: float, lines: list[str], size: float, step: 
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ])
-
-
-def _pdf(objects: list[bytes]) -> bytes:
-    """Objects 1..n, an xref table and a trailer (objects given without `n 0 obj`)."""
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 # ---------------------------------------------------------------- kind 5: scan resolution tags
@@ -259,7 +245,7 @@ def page_tree_cases() -> list[dict]:
 
     font_ref = b"/Resources << /Font << /F1 3 0 R >> >>"
     # /Count 4 over two real pages
-    lying = _pdf([
+    lying = pdf_file([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [4 0 R 6 0 R] /Count 4 /MediaBox [0 0 612 792] >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
@@ -270,7 +256,7 @@ def page_tree_cases() -> list[dict]:
     ])
     (HERE / "count_says_4_of_2.pdf").write_bytes(lying)
     # a nested tree whose inner node says 1 of its 3 pages; MediaBox and /Rotate inherited
-    nested = _pdf([
+    nested = pdf_file([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [4 0 R 10 0 R] /Count 2 /MediaBox [0 0 612 792] >>",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
