@@ -364,9 +364,9 @@ def vertical_and_transparency_cases() -> list[dict]:
         for row, char in enumerate(column):
             draw.text((x, 120 + row * 120), char, fill="black", font=face)
     page.save(HERE / "vertical_four_columns.png")
-    keyed = text_image(two_pairs((EN_B, ZH_B)), (1400, 700), ink=(30, 30, 30), paper=(0, 0, 0))
+    keyed = text_image(two_pairs((EN_B, ZH_B)), (1400, 700), ink=(10, 10, 10), paper=(0, 0, 0))
     keyed.save(HERE / "trns_colour_key.png", transparency=(0, 0, 0))
-    gray = text_image(two_pairs((EN_C, ZH_C)), (1400, 700), ink=(40, 40, 40), paper=(0, 0, 0)).convert("L")
+    gray = text_image(two_pairs((EN_C, ZH_C)), (1400, 700), ink=(12, 12, 12), paper=(0, 0, 0)).convert("L")
     gray.save(HERE / "trns_grey_key.png", transparency=0)
     return [
         {**_job("vertical_four_columns.png", "four vertical columns, read right to left", 1, {},
