@@ -200,16 +200,24 @@ def _durably(write: Callable[[], T]) -> T:
 
 
 def _store_result(rt: Runtime, page: Page, result: PageResult) -> None:
-    key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no)
+    """Store this attempt's result under a key of its own, then point the page at it if this
+    attempt still owns the page. A stale attempt (lease lost, redelivered task) writes beside
+    the winner's result, never over it, and removes what it wrote."""
+    key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no, page.attempt)
     body = {"page": page.page_no, "width": page.width, "height": page.height, **result.to_json()}
     rt.blobs.put(key, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
     with rt.sessions.begin() as session:
         landed = job_repo.finish_page(session, page, PageStatus.DONE, result_key=key, engine=result.engine,
                                       text_preview=result.text[:PREVIEW_CHARS], timings=result.timings,
                                       tile_grid=result.tiles, error_code=None, error_message=None)
-        gone = not landed and job_repo.get_job(session, page.job_id) is None
+        # A retry of this write after a commit whose answer was lost finds its own key there.
+        lost = not landed and job_repo.page_result_key(session, page.id) != key
+        gone = lost and job_repo.get_job(session, page.job_id) is None
     if gone:  # the job was deleted while its page ran: leave no orphan behind
         rt.blobs.delete_prefix(BlobKeys.job_prefix(page.tenant_id, page.job_id))
+    elif lost:
+        log.info("infer.stale_attempt", page_id=page.id, attempt=page.attempt)
+        rt.blobs.delete(key)
 
 
 def _record_failure(rt: Runtime, enqueue: Enqueuer, page: Page, error: Exception) -> None:

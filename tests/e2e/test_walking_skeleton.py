@@ -81,7 +81,7 @@ def test_three_page_pdf_on_postgres_redis_s3(stack) -> None:  # noqa: ANN001
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["TESSERA_S3_BUCKET"])  # shared bucket
     keys_in_s3 = {item["Key"].split("/", 2)[-1] for page in pages for item in page.get("Contents", [])
                   if f"/{job['id']}/" in item["Key"]}
-    assert {"input", "pages/00001.png", "results/00003.json", "result.json", "result.md"} <= keys_in_s3
+    assert {"input", "pages/00001.png", "results/00003.a1.json", "result.json", "result.md"} <= keys_in_s3
 
 
 def test_tenants_cannot_see_each_other(stack) -> None:  # noqa: ANN001

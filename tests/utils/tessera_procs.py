@@ -128,6 +128,23 @@ class ApiClient:
         raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
 
 
+def wait_for_idle_workers(broker_url: str, timeout: float = 60.0) -> None:
+    """Wait until the workers on this Redis broker have nothing left: every queue empty and no
+    message delivered but unacknowledged (tasks acknowledge late, so a running or prefetched
+    task keeps its message in kombu's `unacked` hash). Seen twice in a row, 0.2 s apart."""
+    import redis
+
+    deadline, quiet = time.monotonic() + timeout, 0
+    with redis.Redis.from_url(broker_url) as broker:
+        while quiet < 2:
+            queued = sum(broker.llen(key) for key in broker.scan_iter(match="*")
+                         if broker.type(key) == b"list")
+            quiet = quiet + 1 if queued == 0 and broker.hlen("unacked") == 0 else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers still busy after {timeout:.0f} s ({queued} queued)")
+            time.sleep(0.2)
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of a process (from /proc), e.g. a Celery worker's pool processes."""
     children = []
