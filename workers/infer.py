@@ -178,15 +178,18 @@ def _engine_results(rt: Runtime, inputs: list[PageInput]) -> Iterator[tuple[int,
 
 
 def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:
-    image = Image.open(io.BytesIO(rt.blobs.get(page.image_key)))
+    # Read through a short blob-store outage while the heartbeat keeps the claim: giving up
+    # here would leave the page to its lease and spend one of its attempts on the outage.
+    image = Image.open(io.BytesIO(_durably(lambda: rt.blobs.get(page.image_key))))
     image.load()
     return PageInput(image=image, tasks=tuple(options.get("tasks") or ("ocr",)),
                      max_tiles=int(options.get("max_tiles") or 12), ref=f"{page.job_id}/{page.page_no}")
 
 
 def _durably(write: Callable[[], T]) -> T:
-    """Retry a write through a short database or blob-store outage: the engine's work is
-    too expensive to throw away for a blip. Gives up after WRITE_RETRY_S."""
+    """Retry a write (or a read of the pages' inputs) through a short database or blob-store
+    outage: the engine's work, and the page's attempts, are too expensive to throw away for a
+    blip. Gives up after WRITE_RETRY_S."""
     deadline, delay = time.monotonic() + WRITE_RETRY_S, 0.5
     while True:
         try:

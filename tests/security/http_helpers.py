@@ -19,6 +19,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the sender's end of the connection (pid_owning_connection finds its process)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class LocalHttp:
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  self.rfile.read(length) if length else b"")
+                                  self.rfile.read(length) if length else b"", self.client_address[1])
                 with owner._lock:
                     owner.requests.append(request)
                 route = owner.routes.get(self.path.split("?", 1)[0])
