@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium + chromium-driver: the dashboard test drives a real browser (Selenium); a browser
+# downloaded by a test framework cannot be fetched on these machines (ENVIRONMENT.md).
 APT_PACKAGES=(poppler-utils poppler-data postgresql redis-server fonts-wqy-microhei
-              fonts-dejavu-core docker-compose python3-venv)
+              fonts-dejavu-core docker-compose python3-venv chromium chromium-driver)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 missing=()
