@@ -23,12 +23,15 @@ fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.tessera-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/codegen-requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: creating .venv and installing pinned Python dependencies"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   # torch==2.13.0 (the CPU wheel) is pinned in the internvl extra; see README.
   .venv/bin/python -m pip install -q -e ".[internvl,test]"
+  # A client generator the tests use, in a virtualenv of its own (see the requirements file).
+  [ -x .venv/codegen/bin/python ] || "$PYTHON" -m venv .venv/codegen
+  .venv/codegen/bin/python -m pip install -q -r scripts/codegen-requirements.txt
   echo "$want" > "$stamp"
 fi

@@ -32,6 +32,9 @@ from tessera.errors import TRANSIENT_ERRORS, Conflict, InvalidInput, NotFound, T
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JOB_STATUSES = (*JobStatus.OPEN, *JobStatus.FINAL)
+# OpenAPI 3.1 says a file is `contentMediaType`; client generators (openapi-python-client,
+# openapi-generator) still read a multipart file from `format: binary`. Both are given.
+BINARY = {"format": "binary"}
 OPTIONS_FIELD = {"contentMediaType": "application/json",
                  "contentSchema": JobOptions.model_json_schema()}
 SUBMIT_ERRORS = error_responses(
@@ -65,7 +68,7 @@ REPLAYED = {"model": JobOut, "description": "an Idempotency-Key replay: the firs
 async def submit_job(
     session: SessionDep, tenant: TenantDep, blobs: BlobsDep, enqueue: EnqueuerDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or TIFF")],
+    file: Annotated[UploadFile, File(description="PDF, PNG, JPEG or TIFF", json_schema_extra=BINARY)],
     options: Annotated[str | None, Form(
         description='JobOptions as JSON, e.g. {"max_tiles": 12, "pages": "1-3"}',
         json_schema_extra=OPTIONS_FIELD)] = None,
