@@ -186,18 +186,18 @@ def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:
                      max_tiles=int(options.get("max_tiles") or 12), ref=f"{page.job_id}/{page.page_no}")
 
 
-def _durably(write: Callable[[], T]) -> T:
+def _durably(operation: Callable[[], T]) -> T:
     """Retry a write (or a read of the pages' inputs) through a short database or blob-store
     outage: the engine's work, and the page's attempts, are too expensive to throw away for a
     blip. Gives up after WRITE_RETRY_S."""
     deadline, delay = time.monotonic() + WRITE_RETRY_S, 0.5
     while True:
         try:
-            return write()
+            return operation()
         except TRANSIENT_ERRORS as exc:
             if time.monotonic() > deadline:
                 raise
-            log.warning("infer.write_retry", error=repr(exc)[:200], delay=delay)
+            log.warning("infer.storage_retry", error=repr(exc)[:200], delay=delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
