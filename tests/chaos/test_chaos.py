@@ -339,6 +339,7 @@ def test_poison_page_goes_dead_and_the_rest_finish(stack) -> None:  # noqa: ANN0
                                                        "TESSERA_LEASE_S": "3"}}], indirect=True)
 def test_task_outliving_the_visibility_timeout_still_gives_one_result(stack, done_log) -> None:  # noqa: ANN001
     running, client, db, env = stack
+    running.wait_until_workers_ready()  # the second gpu worker must be there to take the copy
     pdf = numbered_pdf(1)
     job = client.wait(submit(client, pdf, "slow.pdf"), timeout=60)
     received = Counter(re.findall(r"tessera\.infer\[([0-9a-f-]+)\] received", running.gpu_logs()))

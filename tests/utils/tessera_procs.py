@@ -214,6 +214,14 @@ class Stack:
     def kill_gpu(self, index: int = 0) -> None:
         self.kill(f"gpu-{index}")
 
+    def wait_until_workers_ready(self, timeout: float = 60.0) -> None:
+        """Until every worker has logged Celery's `ready.` (connected, consuming)."""
+        def ready() -> bool:
+            return all(p.log.exists() and " ready." in p.log.read_text(errors="replace")
+                       for p in self.workers().values())
+
+        _wait_until(ready, timeout, "the workers to be ready")
+
     def gpu_logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.gpus if p.log.exists())
 
