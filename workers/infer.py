@@ -113,8 +113,10 @@ def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Pa
 
 
 def _options(session, job_id: str) -> dict | None:
+    """The job's options; None when it no longer wants work (gone, cancelled or ended). A job
+    still splitting wants its stored pages done like any other."""
     job = job_repo.get_job(session, job_id)
-    if job is None or job.status != JobStatus.PROCESSING or job.cancel_requested:
+    if job is None or job.cancel_requested or job.status in JobStatus.FINAL:
         return None
     return dict(job.options)
 

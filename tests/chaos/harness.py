@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import time
@@ -99,26 +100,33 @@ class Faults:
             counts[fault.stage] = counts.get(fault.stage, 0) + 1
         return counts
 
-    def summary(self, finished_at: float, attempts: dict[int, int], resent: int) -> str:
+    def summary(self, finished_at: float, attempts: dict[int, int], resent: dict[str, int]) -> str:
         """One line of figures for the report (printed; nothing is asserted on times)."""
         retried = sum(count for attempt, count in attempts.items() if attempt > 1)
         return (f"chaos: faults per stage {self.per_stage()}; pages by final attempt {dict(sorted(attempts.items()))} "
-                f"({retried} needed more than one); pages re-sent by the sweeper {resent}; job done "
+                f"({retried} needed more than one); re-sent by the sweeper: {resent['pages']} pages, "
+                f"{resent['expired']} of them lost by their worker; job done "
                 f"{finished_at - self.items[-1].at:.1f} s after the last fault, "
                 f"{finished_at - self.started:.1f} s in all; at each fault: "
                 + "; ".join(f"{f.stage} {f.what} at {f.progress} (+{f.at - self.started:.1f} s)"
                             for f in self.items))
 
 
-def resent_by_sweeper(serve_log: Path) -> int:
-    """Pages the sweeper sent again (its `sweep.recovered` lines, JSON logs)."""
-    import json
-
-    total = 0
+def resent_by_sweeper(serve_log: Path) -> dict[str, int]:
+    """What the sweeper sent again (its `sweep.recovered` lines, JSON logs): `pages` in all,
+    `expired` of them because their worker lost them."""
+    totals = {"pages": 0, "expired": 0}
     for line in serve_log.read_text(errors="replace").splitlines():
         if '"sweep.recovered"' in line:
-            total += json.loads(line[line.index("{"):]).get("pages", 0)
-    return total
+            record = json.loads(line[line.index("{"):])
+            for name in totals:
+                totals[name] += record.get(name, 0)
+    return totals
+
+
+def logged(text: str, *needles: str) -> bool:
+    """Some line of a log holds every one of `needles`."""
+    return any(all(needle in line for needle in needles) for line in text.splitlines())
 
 
 def check_every_page(client: ApiClient, env: dict[str, str], db: Db, done_log: Any, job: dict,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tessera.synthetic import make_pdf, render_text_page
-from tests.chaos.harness import Db, Faults, check_every_page, poppler_texts, resent_by_sweeper
+from tests.chaos.harness import Db, Faults, check_every_page, logged, poppler_texts, resent_by_sweeper
 from tests.security.http_helpers import LocalHttp, Reply, Request
 from tests.utils.services import TcpGate
 from tests.utils.tessera_procs import (
@@ -109,9 +109,16 @@ def finish(running: Stack, client, db: Db, faults: Faults, job_id: str) -> dict:
     finished_at = time.monotonic()
     attempts, resent = db.attempts(job_id), resent_by_sweeper(running.server.log)
     print(faults.summary(finished_at, attempts, resent))
-    assert any(attempt > 1 for attempt in attempts) or resent > 0, (
+    assert any(attempt > 1 for attempt in attempts) or resent["pages"] > 0, (
         f"no page needed a second attempt and none was re-sent: the faults hit nothing ({attempts})")
     return job
+
+
+def assert_hit_working_processes(running: Stack, *evidence: tuple[str, ...]) -> None:
+    """Each stop reached processes at work: a line of the workers' logs names its effect."""
+    logs = "\n".join(p.log.read_text(errors="replace") for p in running.workers().values())
+    for needles in evidence:
+        assert logged(logs, *needles), f"no worker logged {needles}: the stop hit no work"
 
 
 # ------------------------------------------------------------------ SIGKILLs in every stage
@@ -281,6 +288,8 @@ def test_hard_stops_lose_nothing_acknowledged(stack, redis_srv, postgres, done_l
     finally:
         running.gate.open()
     job = finish(running, client, db, faults, big)
+    assert_hit_working_processes(running, ("Connection to broker lost",), ("OperationalError",),
+                                 ("EndpointConnectionError",))
     check_every_page(client, env, db, done_log, job, poppler_texts(big_pdf, DPI))
     small_texts = poppler_texts(small_pdf, DPI)
     for job_id in acked:
@@ -306,6 +315,7 @@ def test_graceful_stops_of_redis_and_postgres_mid_run(stack, redis_srv, postgres
     finally:
         postgres.start()
     job = finish(running, client, db, faults, job_id)
+    assert_hit_working_processes(running, ("Connection to broker lost",), ("OperationalError",))
     texts = poppler_texts(pdf, DPI)
     check_every_page(client, env, db, done_log, job, texts)
     with pytest.raises(AssertionError, match="not the page of the original document"):

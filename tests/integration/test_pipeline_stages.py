@@ -7,17 +7,19 @@ import io
 import json
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
 from api.schemas import JobOptions
 from api.submission import create_job
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.migrate import upgrade
-from storage.models import JobStatus, PageStatus, Tenant
+from storage.models import Job, JobStatus, Page, PageStatus, Tenant, utcnow
 from storage.tenants import get_or_create_tenant
 from tessera.config import Settings
 from tessera.synthetic import make_pdf, render_text_page
@@ -189,7 +191,7 @@ def test_a_stale_attempt_cannot_replace_the_result_of_the_attempt_that_won(rt: R
     try:
         assert engine.holding.wait(60)
         second = local_queue(rt)
-        assert recover(rt, second, all_running=True).pages == 1  # its lease is taken as expired
+        assert recover(rt, second, all_running=True).expired == 1  # its lease is taken as expired
         second.drain()  # attempt 2 runs, the page is done, the job assembled
     finally:
         engine.release.set()
@@ -264,6 +266,31 @@ def test_deleting_a_job_while_it_is_assembled_leaves_nothing(rt: Runtime) -> Non
     rt.__dict__["blobs"] = store.store
     assert store.deleted
     assert leftovers(rt, job_id, job.tenant_id) == ([], [])
+
+
+def test_the_pages_of_a_split_still_running_are_not_resent_or_failed(rt: Runtime) -> None:
+    """A long split (thousands of pages) stores its first pages long before it ends: the
+    sweeper must not take them for lost, and a page that runs early must not be failed as if
+    its job had been cancelled."""
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(3))
+    queue.pending.clear()
+    split_job(rt, queue, job_id)
+    queue.pending.clear()  # the pages' messages: this test sends them itself
+    with rt.sessions.begin() as session:  # back to mid-split, the pages stored long ago
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.SPLITTING))
+        session.execute(update(Page).where(Page.job_id == job_id)
+                        .values(updated_at=utcnow() - timedelta(hours=1)))
+    assert recover(rt, queue).pages == 0
+    _, pages = finished(rt, job_id)
+    infer_pages(rt, queue, [page.id for page in pages])  # a message that came early anyway
+    _, pages = finished(rt, job_id)
+    assert [(page.status, page.error_code) for page in pages] == [(PageStatus.DONE, None)] * 3
+    with rt.sessions.begin() as session:  # the split ends
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.PROCESSING))
+    recover(rt, queue)  # the sweeper moves on a processing job whose pages are all final
+    queue.drain()
+    assert finished(rt, job_id)[0].status == JobStatus.SUCCEEDED
 
 
 def test_page_range_selects_pages_numbered_from_one(rt: Runtime) -> None:
