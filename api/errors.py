@@ -34,12 +34,21 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
+    async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("api.dependency_down", path=request.url.path, error=repr(exc)[:300])
+        return error_response(503, "service_unavailable", "a dependency (database, blob store or "
+                              "queue) is briefly unavailable; retry shortly", {"Retry-After": "5"})
+
+    # Handled by type, not in the catch-all below: Starlette re-raises whatever reaches the
+    # catch-all after answering, and uvicorn then resets the client's keep-alive connection.
+    for kind in TRANSIENT_ERRORS:
+        if not issubclass(kind, TesseraError):
+            app.add_exception_handler(kind, _dependency_down)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, TRANSIENT_ERRORS):
-            log.warning("api.dependency_down", path=request.url.path, error=repr(exc)[:300])
-            return error_response(503, "service_unavailable", "a dependency (database, blob store or "
-                                  "queue) is briefly unavailable; retry shortly", {"Retry-After": "5"})
+        if isinstance(exc, TRANSIENT_ERRORS):  # raised outside the routes (a middleware)
+            return await _dependency_down(request, exc)
         log.exception("api.unhandled", path=request.url.path)
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 

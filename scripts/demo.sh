@@ -12,6 +12,8 @@ mkdir -p "$TESSERA_HOME"
 PORT=${TESSERA_DEMO_PORT:-$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 SERVER="http://127.0.0.1:$PORT"
 OUT=${TESSERA_DEMO_OUT:-$PWD/demo-results}
+# What to submit (files or folders, space-separated); CI runs the short form on one sample.
+read -r -a DOCUMENTS <<< "${TESSERA_DEMO_SAMPLES:-samples/}"
 
 echo "demo: starting tessera serve on $SERVER (state in $TESSERA_HOME, log in $TESSERA_HOME/serve.log)"
 tessera serve --port "$PORT" >>"$TESSERA_HOME/serve.log" 2>&1 &
@@ -32,5 +34,5 @@ sys.exit("demo: the server did not become ready; see $TESSERA_HOME/serve.log")
 PY
 
 KEY=$(tessera api-key create --tenant demo 2>/dev/null | tail -n 1)
-echo "demo: submitting samples/ (PDFs, a table, a chart, a photographed page)"
-tessera submit samples/ --server "$SERVER" --api-key "$KEY" --out "$OUT"
+echo "demo: submitting ${DOCUMENTS[*]}"
+tessera submit "${DOCUMENTS[@]}" --server "$SERVER" --api-key "$KEY" --out "$OUT"

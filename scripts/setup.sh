@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium + chromium-driver: the dashboard test drives a real browser (Selenium); a browser
+# downloaded by a test framework cannot be fetched on these machines (ENVIRONMENT.md).
 APT_PACKAGES=(poppler-utils poppler-data postgresql redis-server fonts-wqy-microhei
-              fonts-dejavu-core docker-compose python3-venv)
+              fonts-dejavu-core docker-compose python3-venv chromium chromium-driver)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # kubectl's built-in kustomize renders infra/k8s in the tests. A kubectl already installed is
 # kept (Debian's kubernetes-client would clash with it); else Debian's (kubectl 1.20).
@@ -24,7 +26,7 @@ fi
 
 PYTHON=${PYTHON:-python3}
 stamp=.venv/.tessera-installed
-want=$(cat pyproject.toml requirements-no-deps.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements-no-deps.txt scripts/codegen-requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: creating .venv and installing pinned Python dependencies"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -33,5 +35,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[internvl,test]"
   # Packages whose declared dependencies would break others: see the file's comment.
   .venv/bin/python -m pip install -q --no-deps -r requirements-no-deps.txt
+  # A client generator the tests use, in a virtualenv of its own (see the requirements file).
+  [ -x .venv/codegen/bin/python ] || "$PYTHON" -m venv .venv/codegen
+  .venv/codegen/bin/python -m pip install -q -r scripts/codegen-requirements.txt
   echo "$want" > "$stamp"
 fi

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from tessera.errors import TransientError
 
+S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+
 
 class BlobNotFound(KeyError):
     pass
@@ -20,6 +22,8 @@ class BlobNotFound(KeyError):
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
     def get(self, key: str) -> bytes: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def ping(self) -> None: ...
 
@@ -54,6 +58,18 @@ class LocalBlobStore:
             return self._path(key).read_bytes()
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove one blob; a missing one is not an error (deletes are retried)."""
+        self._path(key).unlink(missing_ok=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys under the folder `prefix` (sorted)."""
+        base = self._path(prefix.rstrip("/"))
+        if not base.is_dir():
+            return []
+        return sorted(str(path.relative_to(self.root)) for path in base.rglob("*")
+                      if path.is_file() and not path.name.startswith(".tmp-"))
 
     def delete_prefix(self, prefix: str) -> int:
         removed = 0
@@ -90,15 +106,22 @@ class S3BlobStore:
             raise BlobNotFound(key) from exc
         return response["Body"].read()
 
+    def delete(self, key: str) -> None:
+        """Remove one blob; a missing one is not an error (S3 answers 204 either way)."""
+        self.client.delete_object(Bucket=self.bucket, Key=_check_key(key))
+
+    def keys(self, prefix: str) -> list[str]:
+        """Keys under the folder `prefix` (sorted, as S3 lists them)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/")
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
     def delete_prefix(self, prefix: str) -> int:
-        removed = 0
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix.rstrip("/") + "/"):
-            objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if objects:
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
-                removed += len(objects)
-        return removed
+        keys = self.keys(prefix)
+        for start in range(0, len(keys), S3_DELETE_BATCH):
+            objects = [{"Key": key} for key in keys[start:start + S3_DELETE_BATCH]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+        return len(keys)
 
     def ping(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
@@ -135,8 +158,14 @@ class BlobKeys:
         return f"{tenant_id}/{job_id}/pages/{page_no:05d}.png"
 
     @staticmethod
-    def page_result(tenant_id: str, job_id: str, page_no: int) -> str:
-        return f"{tenant_id}/{job_id}/results/{page_no:05d}.json"
+    def page_results(tenant_id: str, job_id: str) -> str:
+        return f"{tenant_id}/{job_id}/results"
+
+    @staticmethod
+    def page_result(tenant_id: str, job_id: str, page_no: int, attempt: int) -> str:
+        """One attempt's result: attempts never share a key, so a stale attempt cannot replace
+        the result of the attempt that won the page (the row's `result_key` names the winner)."""
+        return f"{BlobKeys.page_results(tenant_id, job_id)}/{page_no:05d}.a{attempt}.json"
 
     @staticmethod
     def result(tenant_id: str, job_id: str, fmt: str) -> str:

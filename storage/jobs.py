@@ -97,6 +97,11 @@ def get_page(session: Session, job_id: str, page_no: int) -> Page | None:
     return session.scalar(select(Page).where(Page.job_id == job_id, Page.page_no == page_no))
 
 
+def page_result_key(session: Session, page_id: int) -> str | None:
+    """The result blob the page row points at (None: no result, or no such page)."""
+    return session.scalar(select(Page.result_key).where(Page.id == page_id))
+
+
 def claimable(session: Session, page_ids: list[int]) -> list[tuple[int, int]]:
     """(page id, attempts so far) of the given pages that are waiting to run, in page order."""
     rows = session.execute(

@@ -31,10 +31,12 @@ class Settings(BaseSettings):
     engine: EngineName = "rapidocr"
     model_path: Path | None = None
     engine_batch_size: int = Field(4, ge=1, le=256)
-    # The digest test engine (workers/engines/digest.py): simulated work per page, poison pages.
+    # The digest test engine (workers/engines/digest.py): simulated work per page, poison pages,
+    # a nonce per run in the text (tells which attempt a stored result came from).
     digest_delay_s: float = Field(0.0, ge=0)
     digest_busy_s: float = Field(0.0, ge=0)
     digest_poison: bool = False
+    digest_nonce: bool = False
 
     # InternVL engine knobs (see workers/internvl/engine.py).
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)

@@ -52,23 +52,31 @@ def run_locally(settings: Settings, paths: list[Path], out: Path, options: str |
 
 
 def _run_one(rt: Runtime, queue: LocalEnqueuer, tenant_id: str, path: Path, options, out: Path) -> bool:  # noqa: ANN001
+    """Process one document into out/<stem>/: result.json and result.md, or error.json (refused
+    at once or failed later alike, so a script finds every outcome in the same place)."""
+    folder = out / path.stem
     with rt.sessions() as session:
         try:
             job, _ = create_job(session, rt.blobs, queue, rt.settings, tenant_id=tenant_id,
                                 data=path.read_bytes(), filename=path.name, options=options,
                                 idempotency_key=None)
         except TesseraError as exc:
-            console.print(f"[red]{path}: {exc.code}: {exc.message}")
+            _write_error(folder, exc.code, exc.message)
+            console.print(f"[red]{path}: {exc.code}: {exc.message} -> {folder}")
             return False
     queue.drain()
     with rt.sessions() as session:
         job = job_repo.get_job(session, job.id)
-    folder = out / path.stem
-    folder.mkdir(parents=True, exist_ok=True)
     if job.status != "failed":
+        folder.mkdir(parents=True, exist_ok=True)
         for fmt in ("json", "md"):
             (folder / f"result.{fmt}").write_bytes(rt.blobs.get(BlobKeys.result(tenant_id, job.id, fmt)))
     else:
-        (folder / "error.json").write_text(json.dumps({"code": job.error_code, "message": job.error_message}))
+        _write_error(folder, job.error_code, job.error_message)
     console.print(f"{path}: {job.status} ({job.page_count or 0} pages) -> {folder}")
     return job.status == "succeeded"
+
+
+def _write_error(folder: Path, code: str | None, message: str | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "error.json").write_text(json.dumps({"code": code, "message": message}))

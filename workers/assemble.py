@@ -27,7 +27,18 @@ def assemble_job(rt: Runtime, job_id: str) -> None:
                  json.dumps(document, ensure_ascii=False).encode("utf-8"), "application/json")
     rt.blobs.put(BlobKeys.result(job.tenant_id, job.id, "md"),
                  to_markdown(entries).encode("utf-8"), "text/markdown; charset=utf-8")
+    _remove_stray_results(rt, job, pages)
     _finish(rt, job, pages)
+
+
+def _remove_stray_results(rt: Runtime, job: Job, pages: list[Page]) -> None:
+    """Remove page results no row points at: those of attempts that stored a result and then
+    died (or lost their page) before they could record or remove it. Every page is final
+    here, so only the results the rows name are the job's."""
+    kept = {page.result_key for page in pages if page.result_key}
+    for key in rt.blobs.keys(BlobKeys.page_results(job.tenant_id, job.id)):
+        if key not in kept:
+            rt.blobs.delete(key)
 
 
 def _page_entry(rt: Runtime, page: Page) -> dict[str, Any]:
@@ -59,5 +70,9 @@ def _finish(rt: Runtime, job: Job, pages: list[Page]) -> None:
         status = JobStatus.FAILED
         values = {"error_code": "all_pages_failed", "error_message": "no page could be processed"}
     with rt.sessions.begin() as session:  # the job.finished webhook goes out with this commit
-        job_repo.transition_job(session, job.id, (JobStatus.ASSEMBLING,), status, **values)
+        moved = job_repo.transition_job(session, job.id, (JobStatus.ASSEMBLING,), status, **values)
+        gone = not moved and job_repo.get_job(session, job.id) is None
+    if gone:  # deleted while it was assembled: the results written above must not outlive it
+        rt.blobs.delete_prefix(BlobKeys.job_prefix(job.tenant_id, job.id))
+        return
     log.info("job.finished", job_id=job.id, status=status, pages=len(pages), done=done)

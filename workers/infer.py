@@ -113,8 +113,10 @@ def _claim(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> tuple[list[Pa
 
 
 def _options(session, job_id: str) -> dict | None:
+    """The job's options; None when it no longer wants work (gone, cancelled or ended). A job
+    still splitting wants its stored pages done like any other."""
     job = job_repo.get_job(session, job_id)
-    if job is None or job.status != JobStatus.PROCESSING or job.cancel_requested:
+    if job is None or job.cancel_requested or job.status in JobStatus.FINAL:
         return None
     return dict(job.options)
 
@@ -178,38 +180,49 @@ def _engine_results(rt: Runtime, inputs: list[PageInput]) -> Iterator[tuple[int,
 
 
 def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:
-    image = Image.open(io.BytesIO(rt.blobs.get(page.image_key)))
+    # Read through a short blob-store outage while the heartbeat keeps the claim: giving up
+    # here would leave the page to its lease and spend one of its attempts on the outage.
+    image = Image.open(io.BytesIO(_durably(lambda: rt.blobs.get(page.image_key))))
     image.load()
     return PageInput(image=image, tasks=tuple(options.get("tasks") or ("ocr",)),
                      max_tiles=int(options.get("max_tiles") or 12), ref=f"{page.job_id}/{page.page_no}")
 
 
-def _durably(write: Callable[[], T]) -> T:
-    """Retry a write through a short database or blob-store outage: the engine's work is
-    too expensive to throw away for a blip. Gives up after WRITE_RETRY_S."""
+def _durably(operation: Callable[[], T]) -> T:
+    """Retry a write (or a read of the pages' inputs) through a short database or blob-store
+    outage: the engine's work, and the page's attempts, are too expensive to throw away for a
+    blip. Gives up after WRITE_RETRY_S."""
     deadline, delay = time.monotonic() + WRITE_RETRY_S, 0.5
     while True:
         try:
-            return write()
+            return operation()
         except TRANSIENT_ERRORS as exc:
             if time.monotonic() > deadline:
                 raise
-            log.warning("infer.write_retry", error=repr(exc)[:200], delay=delay)
+            log.warning("infer.storage_retry", error=repr(exc)[:200], delay=delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 
 
 def _store_result(rt: Runtime, page: Page, result: PageResult) -> None:
-    key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no)
+    """Store this attempt's result under a key of its own, then point the page at it if this
+    attempt still owns the page. A stale attempt (lease lost, redelivered task) writes beside
+    the winner's result, never over it, and removes what it wrote."""
+    key = BlobKeys.page_result(page.tenant_id, page.job_id, page.page_no, page.attempt)
     body = page_result_body(page, result)
     rt.blobs.put(key, json.dumps(body, ensure_ascii=False).encode("utf-8"), "application/json")
     with rt.sessions.begin() as session:
         landed = job_repo.finish_page(session, page, PageStatus.DONE, result_key=key, engine=result.engine,
                                       text_preview=result.text[:PREVIEW_CHARS], timings=result.timings,
                                       tile_grid=result.tiles, error_code=None, error_message=None)
-        gone = not landed and job_repo.get_job(session, page.job_id) is None
+        # A retry of this write after a commit whose answer was lost finds its own key there.
+        lost = not landed and job_repo.page_result_key(session, page.id) != key
+        gone = lost and job_repo.get_job(session, page.job_id) is None
     if gone:  # the job was deleted while its page ran: leave no orphan behind
         rt.blobs.delete_prefix(BlobKeys.job_prefix(page.tenant_id, page.job_id))
+    elif lost:
+        log.info("infer.stale_attempt", page_id=page.id, attempt=page.attempt)
+        rt.blobs.delete(key)
 
 
 def page_result_body(page: Page, result: PageResult) -> dict:

@@ -34,7 +34,8 @@ OPEN_PAGE = (PageStatus.PENDING, PageStatus.QUEUED, PageStatus.RUNNING)
 @dataclass
 class Recovered:
     splits: int = 0
-    pages: int = 0
+    pages: int = 0  # sent again: lease expired, or queued and untouched too long
+    expired: int = 0  # of those, pages whose worker lost them (lease expired)
     dead: int = 0
     assemblies: int = 0
 
@@ -50,15 +51,19 @@ def recover(rt: Runtime, enqueue: Enqueuer, *, all_running: bool = False) -> Rec
         _close_pages_of_ended_jobs(session)
         requeued, counts.dead = _expire_leases(session, rt.settings.max_page_attempts,
                                                None if all_running else now)
-        resend = requeued + _touch(session, select(Page.id).where(
-            Page.status.in_((PageStatus.QUEUED, PageStatus.PENDING)), Page.updated_at < stale))
+        counts.expired = len(requeued)
+        # Only pages of processing jobs: a split sends its pages' messages when it ends, so the
+        # early pages of a long split are waiting for it, not lost.
+        resend = requeued + _touch(session, select(Page.id).join(Job, Job.id == Page.job_id).where(
+            Job.status == JobStatus.PROCESSING, Page.status.in_((PageStatus.QUEUED, PageStatus.PENDING)),
+            Page.updated_at < stale))
         splits = _touch_jobs(session, or_(
             and_(Job.status == JobStatus.QUEUED, Job.updated_at < stale),
             and_(Job.status == JobStatus.SPLITTING, Job.updated_at < job_stale)))
         assemblies = _touch_jobs(session, and_(Job.status == JobStatus.ASSEMBLING, Job.updated_at < job_stale))
         processing = list(session.scalars(select(Job.id).where(Job.status == JobStatus.PROCESSING)))
     _send(rt, enqueue, counts, resend, splits, assemblies, processing)
-    if counts.splits or counts.pages or counts.assemblies or counts.dead:
+    if counts.splits or counts.pages or counts.assemblies or counts.dead:  # (expired is in pages)
         log.info("sweep.recovered", **counts.__dict__)
     return counts
 

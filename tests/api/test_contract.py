@@ -103,6 +103,10 @@ def test_openapi_describes_every_route(embedded) -> None:  # noqa: ANN001
     assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
     body = form["properties"]["options"]
     assert body["contentSchema"]["title"] == "JobOptions" and body["contentSchema"]["examples"]
+    # uploads as client generators read them (tests/api/test_generated_client.py uses one)
+    assert schemas["Body_submit_job_v1_jobs_post"]["properties"]["file"]["format"] == "binary"
+    archive = spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert archive["schema"]["properties"]["file"]["format"] == "binary"
     assert spec["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/JobList"}
 

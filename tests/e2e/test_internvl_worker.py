@@ -6,12 +6,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from tessera.config import Settings
 from tests.utils.tessera_procs import Server, create_api_key, tessera_env
 from tests.utils.tiny_internvl import build_tiny_original_checkpoint
+from workers.engines.base import PageInput
 from workers.internvl.checkpoint import convert_checkpoint
+from workers.internvl.engine import InternVLEngine
 from workers.internvl.tiling import plan_tiles
 
 pytestmark = [pytest.mark.slow, pytest.mark.internvl]
@@ -30,7 +34,7 @@ def test_a_page_goes_through_the_internvl_engine_in_a_real_worker(converted_mode
                        "TESSERA_MODEL_PATH": str(converted_model), "TESSERA_INTERNVL_DEVICE": "cpu",
                        "TESSERA_INTERNVL_MAX_NEW_TOKENS": "6"})
     key = create_api_key(env, "vision")
-    page = Image.new("RGB", (800, 1300), "white")
+    page = Image.fromarray(np.random.default_rng(5).integers(0, 256, (1300, 800, 3), dtype=np.uint8))
     buffer = io.BytesIO()
     page.save(buffer, "PNG")
     server = Server(env, tmp_path / "serve.log").start()
@@ -47,5 +51,11 @@ def test_a_page_goes_through_the_internvl_engine_in_a_real_worker(converted_mode
     plan = plan_tiles(800, 1300, max_tiles=6)
     assert result["engine"] == "internvl"
     assert result["tiles"]["grid"] == list(plan.grid) and result["tiles"]["count"] == plan.tiles == 7
-    assert isinstance(result["text"], str) and isinstance(result["charts"], list)
     assert result["timings"] and all(value >= 0 for value in result["timings"].values())
+    # The same engine in this process, on the same page, says exactly what the worker said.
+    engine = InternVLEngine.from_settings(Settings(engine="internvl", model_path=converted_model,
+                                                   internvl_device="cpu", internvl_max_new_tokens=6))
+    [expected] = engine.process([PageInput(image=page, tasks=("ocr", "charts"), max_tiles=6)])
+    assert result["text"] == expected.text and result["text"]
+    assert result["charts"] == [chart.to_json() for chart in expected.charts]
+    assert result["warnings"] == expected.warnings

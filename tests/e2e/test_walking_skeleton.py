@@ -81,7 +81,7 @@ def test_three_page_pdf_on_postgres_redis_s3(stack) -> None:  # noqa: ANN001
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env["TESSERA_S3_BUCKET"])  # shared bucket
     keys_in_s3 = {item["Key"].split("/", 2)[-1] for page in pages for item in page.get("Contents", [])
                   if f"/{job['id']}/" in item["Key"]}
-    assert {"input", "pages/00001.png", "results/00003.json", "result.json", "result.md"} <= keys_in_s3
+    assert {"input", "pages/00001.png", "results/00003.a1.json", "result.json", "result.md"} <= keys_in_s3
 
 
 def test_tenants_cannot_see_each_other(stack) -> None:  # noqa: ANN001
@@ -131,12 +131,34 @@ def test_job_submitted_before_a_restart_completes_after_it(tmp_path: Path) -> No
         restarted.stop()
 
 
-def test_metrics_count_jobs_and_pages_from_the_database(stack) -> None:  # noqa: ANN001
-    server, keys, _ = stack
+def by_status(url: str) -> dict[str, dict[str, int]]:
+    """SELECT count(*) by status of jobs and of pages, straight from the database."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return {table: dict(connection.execute(f"SELECT status, count(*) FROM {table} GROUP BY status").fetchall())
+                for table in ("jobs", "pages")}
+
+
+def scraped(text: str) -> dict[str, dict[str, int]]:
+    """tessera_jobs / tessera_pages by status, as a Prometheus server would parse the scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    return {table: {sample.labels["status"]: int(sample.value) for sample in families[f"tessera_{table}"].samples}
+            for table in ("jobs", "pages")}
+
+
+def test_metrics_equal_the_database_counts(stack) -> None:  # noqa: ANN001
+    server, keys, env = stack
     client = server.client(keys["alice"])
     client.wait(client.submit(three_page_pdf(), "m.pdf", options={"pages": "2"}).json()["id"])
-    text = client.http.get("/metrics").text
-    succeeded = next(line for line in text.splitlines() if line.startswith('tessera_jobs{status="succeeded"}'))
-    done = next(line for line in text.splitlines() if line.startswith('tessera_pages{status="done"}'))
-    assert float(succeeded.split()[-1]) >= 1 and float(done.split()[-1]) >= 1
+    client.submit(three_page_pdf(), "queued.pdf", options={"pages": "1-3"})  # open work too
+    for _ in range(50):  # a scrape between two equal readings: nothing moved meanwhile
+        before = by_status(env["TESSERA_DATABASE_URL"])
+        text = client.http.get("/metrics").text
+        if by_status(env["TESSERA_DATABASE_URL"]) == before:
+            break
+    assert scraped(text) == before
+    assert before["jobs"].get("succeeded", 0) >= 1 and before["pages"].get("done", 0) >= 1
     assert "tessera_oldest_waiting_page_seconds" in text and "process_cpu_seconds_total" in text

@@ -5,25 +5,29 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
 from api.schemas import JobOptions
 from api.submission import create_job
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.migrate import upgrade
-from storage.models import JobStatus, PageStatus
+from storage.models import Job, JobStatus, Page, PageStatus, Tenant, utcnow
 from storage.tenants import get_or_create_tenant
 from tessera.config import Settings
 from tessera.synthetic import make_pdf, render_text_page
 from workers.assemble import assemble_job
-from workers.engines.digest import DigestEngine, expected_text
+from workers.engines.digest import DigestEngine, expected_text, split_run
 from workers.enqueue import ASSEMBLE, INFER, SPLIT, LocalEnqueuer
 from workers.infer import infer_pages
+from workers.recovery import recover
 from workers.runtime import Runtime
 from workers.split import split_job
 
@@ -158,6 +162,135 @@ def test_running_every_stage_twice_changes_nothing(rt: Runtime) -> None:
     assert after_job.status == before_job.status == JobStatus.SUCCEEDED
     assert [(p.status, p.attempt, p.result_key) for p in after_pages] == \
            [(p.status, p.attempt, p.result_key) for p in before_pages]
+
+
+class _HeldDigest(DigestEngine):
+    """The digest engine with a nonce per run (which attempt wrote a result shows in its text);
+    its first run holds its pages until `release` is set, as a worker that lost its lease
+    (a long GC pause, a partitioned host) would."""
+
+    def __init__(self) -> None:
+        super().__init__(nonce=True)
+        self.holding, self.release, self.runs = threading.Event(), threading.Event(), 0
+
+    def process_iter(self, pages):  # noqa: ANN001, ANN202
+        self.runs += 1
+        if self.runs == 1:
+            self.holding.set()
+            assert self.release.wait(60), "the test never released the first attempt"
+        yield from super().process_iter(pages)
+
+
+def test_a_stale_attempt_cannot_replace_the_result_of_the_attempt_that_won(rt: Runtime) -> None:
+    engine = _HeldDigest()
+    rt.__dict__["engine"] = engine
+    first = local_queue(rt)
+    job_id = submit(rt, first, pdf(1))
+    stale = threading.Thread(target=first.drain)  # split, then attempt 1 holds the page
+    stale.start()
+    try:
+        assert engine.holding.wait(60)
+        second = local_queue(rt)
+        assert recover(rt, second, all_running=True).expired == 1  # its lease is taken as expired
+        second.drain()  # attempt 2 runs, the page is done, the job assembled
+    finally:
+        engine.release.set()
+        stale.join(60)
+    job, (page,) = finished(rt, job_id)
+    assert job.status == JobStatus.SUCCEEDED and page.attempt == 2 and engine.runs == 2
+    served = json.loads(rt.blobs.get(page.result_key))  # what GET /v1/jobs/{id}/pages/1 reads
+    assert split_run(served["text"])[1] == split_run(page.text_preview)[1], \
+        "the page's result blob is not the one of the attempt the database recorded"
+    document = json.loads(rt.blobs.get(BlobKeys.result(job.tenant_id, job_id, "json")))
+    assert document["pages"][0]["text"] == served["text"]
+    # the stale attempt removed what it wrote: the only result left is the winner's
+    assert rt.blobs.keys(BlobKeys.page_results(job.tenant_id, job_id)) == [page.result_key]
+
+
+def api_delete(rt: Runtime, job_id: str, blobs=None) -> int:  # noqa: ANN001
+    """`DELETE /v1/jobs/{id}` through the API's own route function; its status code."""
+    from api.routes.jobs import delete_job
+
+    with rt.sessions() as session:
+        job = job_repo.get_job(session, job_id)
+        return delete_job(job_id, session, session.get(Tenant, job.tenant_id), blobs or rt.blobs).status_code
+
+
+def leftovers(rt: Runtime, job_id: str, tenant_id: str) -> tuple[list[str], list]:  # noqa: ANN201
+    """(blobs, page rows) of a job that should be gone."""
+    with rt.sessions() as session:
+        return rt.blobs.keys(BlobKeys.job_prefix(tenant_id, job_id)), job_repo.pages_of(session, job_id)
+
+
+def test_deleting_a_job_while_its_page_is_in_the_engine_leaves_nothing(rt: Runtime) -> None:
+    engine = _HeldDigest()
+    rt.__dict__["engine"] = engine
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(2))
+    running = threading.Thread(target=queue.drain)
+    running.start()
+    try:
+        assert engine.holding.wait(60)
+        job, _ = finished(rt, job_id)
+        assert api_delete(rt, job_id) == 204
+    finally:
+        engine.release.set()
+        running.join(60)
+    assert leftovers(rt, job_id, job.tenant_id) == ([], [])
+
+
+class _DeletedDuringAssembly:
+    """The real blob store, except that the moment the assembly writes the document, the job
+    is deleted through the API's route (a client's DELETE arriving mid-assembly)."""
+
+    def __init__(self, rt: Runtime, job_id: str) -> None:
+        self.rt, self.store, self.job_id, self.deleted = rt, rt.blobs, job_id, False
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.store, name)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        if key.endswith("/result.json") and not self.deleted:
+            self.deleted = True
+            assert api_delete(self.rt, self.job_id, self.store) == 204
+        self.store.put(key, data, content_type)
+
+
+def test_deleting_a_job_while_it_is_assembled_leaves_nothing(rt: Runtime) -> None:
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(2))
+    job, _ = finished(rt, job_id)
+    store = _DeletedDuringAssembly(rt, job_id)
+    rt.__dict__["blobs"] = store
+    queue.drain()
+    rt.__dict__["blobs"] = store.store
+    assert store.deleted
+    assert leftovers(rt, job_id, job.tenant_id) == ([], [])
+
+
+def test_the_pages_of_a_split_still_running_are_not_resent_or_failed(rt: Runtime) -> None:
+    """A long split (thousands of pages) stores its first pages long before it ends: the
+    sweeper must not take them for lost, and a page that runs early must not be failed as if
+    its job had been cancelled."""
+    queue = local_queue(rt)
+    job_id = submit(rt, queue, pdf(3))
+    queue.pending.clear()
+    split_job(rt, queue, job_id)
+    queue.pending.clear()  # the pages' messages: this test sends them itself
+    with rt.sessions.begin() as session:  # back to mid-split, the pages stored long ago
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.SPLITTING))
+        session.execute(update(Page).where(Page.job_id == job_id)
+                        .values(updated_at=utcnow() - timedelta(hours=1)))
+    assert recover(rt, queue).pages == 0
+    _, pages = finished(rt, job_id)
+    infer_pages(rt, queue, [page.id for page in pages])  # a message that came early anyway
+    _, pages = finished(rt, job_id)
+    assert [(page.status, page.error_code) for page in pages] == [(PageStatus.DONE, None)] * 3
+    with rt.sessions.begin() as session:  # the split ends
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.PROCESSING))
+    recover(rt, queue)  # the sweeper moves on a processing job whose pages are all final
+    queue.drain()
+    assert finished(rt, job_id)[0].status == JobStatus.SUCCEEDED
 
 
 def test_page_range_selects_pages_numbered_from_one(rt: Runtime) -> None:

@@ -44,6 +44,24 @@ def _requests(engine, sizes: list[tuple[int, int, int]], seed: int = 20) -> list
     return requests
 
 
+def _greedy_text(engine, page: PageInput) -> str:
+    """The reference for a page's transcription: transformers' own greedy `generate` on the
+    engine's model, with the engine's prompt and tiles, cut and cleaned as the engine does."""
+    from workers.internvl.prompt import IM_END_ID
+    from workers.internvl.text import clean_transcription
+
+    plan, pixels = tile_uint8(page.image, page.max_tiles)
+    ids = list(engine._prompt_ids(OCR_QUESTION, plan.tiles))
+    model = engine.runner.model
+    with torch.inference_mode():
+        out = model.generate(input_ids=torch.tensor([ids]), do_sample=False, num_beams=1,
+                             pixel_values=torch.from_numpy(normalise(pixels)).to(model.dtype),
+                             max_new_tokens=engine.options.max_new_tokens)
+    tokens = out[0, len(ids):].tolist()
+    tokens = tokens[: tokens.index(IM_END_ID)] if IM_END_ID in tokens else tokens
+    return clean_transcription(engine.tokenizer.decode(tokens, skip_special_tokens=True))
+
+
 def test_loaded_from_settings_for_the_cpu(tiny_engine):
     assert tiny_engine.name == "internvl"
     assert tiny_engine.runner.model.dtype == torch.float32
@@ -74,13 +92,13 @@ def test_results_in_order_with_tiles_and_timings(tiny_engine):
         {"grid": [1, 1], "count": 1},
         {"grid": [2, 1], "count": 3},
     ]
-    for result in results:
+    for page, result in zip(pages, results):
         assert result.engine == "internvl" and result.charts == []
         assert {"tiling", "vision", "generate"} <= set(result.timings)
         assert all(seconds >= 0 for seconds in result.timings.values())
         # random weights never say <|im_end|> in 6 tokens: the cut is reported, not hidden
         assert result.warnings == ["ocr: answer cut at max_new_tokens (6)"]
-        assert result.text
+        assert result.text == _greedy_text(tiny_engine, page)
 
 
 def test_one_batch_gives_the_same_answers_as_one_page_at_a_time(tiny_engine):
@@ -182,7 +200,8 @@ def test_unreadable_page_fails_alone(tiny_engine):
     broken = results[1]
     assert broken.text == "" and broken.tiles is None
     assert broken.warnings[0].startswith("could not read the page image: OSError")
-    assert results[0].text and results[2].text
+    assert [results[0].text, results[2].text] == [_greedy_text(tiny_engine, _page(448, 448, 7)),
+                                                  _greedy_text(tiny_engine, _page(448, 448, 8))]
 
 
 def test_bad_options_are_warnings(tiny_engine):
@@ -194,9 +213,11 @@ def test_bad_options_are_warnings(tiny_engine):
 
 def test_charts_task_runs_grounding_and_never_raises(tiny_engine):
     before = tiny_engine.stats.requests
-    result = tiny_engine.process([_page(800, 600, 11, tasks=("ocr", "charts"), max_tiles=2)])[0]
+    page = _page(800, 600, 11, tasks=("ocr", "charts"), max_tiles=2)
+    result = tiny_engine.process([page])[0]
     assert tiny_engine.stats.requests - before >= 2  # transcription + grounding
-    assert result.text and all(isinstance(w, str) for w in result.warnings)
+    assert result.text == _greedy_text(tiny_engine, page)  # the grounding prompt changes no token
+    assert all(isinstance(w, str) for w in result.warnings)
     assert "chart grounding: answer cut at max_new_tokens (6)" in result.warnings
 
 
@@ -251,7 +272,7 @@ def test_a_charts_table_joins_the_running_stream_once_its_box_is_found(tiny_engi
     assert (
         chart.bbox == box and "chart table: no table in the model's answer" in results[0].warnings
     )
-    assert results[1].charts == [] and results[1].text
+    assert results[1].charts == [] and results[1].text == _greedy_text(tiny_engine, pages[1])
 
 
 def test_charts_only_page_has_no_transcription(tiny_engine):

@@ -19,6 +19,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the sender's end of the connection (pid_owning_connection finds its process)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class LocalHttp:
     def __init__(self) -> None:
         self.routes: dict[str, Callable[[Request], Reply]] = {}
         self.requests: list[Request] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified at each request: waiters wake on arrival
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,9 +46,10 @@ class LocalHttp:
             def _serve(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  self.rfile.read(length) if length else b"")
+                                  self.rfile.read(length) if length else b"", self.client_address[1])
                 with owner._lock:
                     owner.requests.append(request)
+                    owner._lock.notify_all()
                 route = owner.routes.get(self.path.split("?", 1)[0])
                 reply = route(request) if route else Reply(404, b"not found")
                 self._send(reply)
@@ -98,15 +100,17 @@ class LocalHttp:
 
     def received(self, path: str) -> list[Request]:
         with self._lock:
-            return [r for r in self.requests if r.path.split("?", 1)[0] == path]
+            return self._on(path)
+
+    def _on(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path.split("?", 1)[0] == path]
 
     def wait_for(self, path: str, count: int = 1, timeout: float = 60.0) -> list[Request]:
-        deadline = time.monotonic() + timeout
-        while len(self.received(path)) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{path}: {len(self.received(path))} of {count} requests after {timeout} s")
-            time.sleep(0.05)
-        return self.received(path)
+        """The requests to `path` once there are `count` of them (woken by each arrival)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(self._on(path)) >= count, timeout):
+                raise TimeoutError(f"{path}: {len(self._on(path))} of {count} requests after {timeout} s")
+            return self._on(path)
 
 
 def scripted(*statuses: int) -> Callable[[Request], Reply]:

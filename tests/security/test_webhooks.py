@@ -67,10 +67,27 @@ def test_a_failing_receiver_gets_retries(bulk: BulkStack, receiver: LocalHttp) -
     url = receiver.serve("/hook/flaky", scripted(500, 500))
     client.post("/v1/jobs", files={"file": ("a.pdf", PDF)}, data={"options": json.dumps({"webhook_url": url})})
     requests = receiver.wait_for("/hook/flaky", count=3)
-    time.sleep(1.5)  # backoff 0.5 s, then 1 s: a fourth request would come within this
-    assert len(receiver.received("/hook/flaky")) == 3
     ids = {check_signed(request, secret)["id"] for request in requests}
     assert len(ids) == 1  # one delivery, tried three times: receivers dedupe on Tessera-Delivery
+    # Once the outbox records the delivery no sender may claim it again: the count is final.
+    row = wait_delivered(bulk.env["TESSERA_DATABASE_URL"], ids.pop())
+    assert row == (3, 200) and len(receiver.received("/hook/flaky")) == 3
+
+
+def wait_delivered(url: str, delivery_id: str, timeout: float = 30.0) -> tuple[int, int]:
+    """(attempts, last HTTP status) of an outbox row once it records its delivery."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as connection:
+        while True:
+            attempts, status, delivered = connection.execute(
+                "SELECT attempts, last_status, delivered_at FROM webhook_deliveries WHERE id = %s",
+                (delivery_id,)).fetchone()
+            if delivered is not None:
+                return attempts, status
+            assert time.monotonic() < deadline, f"delivery {delivery_id} not recorded after {timeout} s"
+            time.sleep(0.05)
 
 
 @pytest.mark.slow

@@ -31,6 +31,18 @@ def test_put_get_and_delete_a_job_prefix(store, tmp_path: Path) -> None:  # noqa
     store.ping()
 
 
+def test_keys_lists_a_folder_and_delete_removes_one_blob(store, tmp_path: Path) -> None:  # noqa: ANN001
+    results = BlobKeys.page_results(f"t-{tmp_path.name}", "job1")
+    for attempt in (1, 2):
+        store.put(BlobKeys.page_result(f"t-{tmp_path.name}", "job1", 4, attempt), b"{}")
+    store.put(f"{results}x/a.json", b"a neighbour folder")
+    assert store.keys(results) == [f"{results}/00004.a1.json", f"{results}/00004.a2.json"]
+    store.delete(f"{results}/00004.a1.json")
+    store.delete(f"{results}/00004.a1.json")  # already gone: not an error
+    assert store.keys(results) == [f"{results}/00004.a2.json"]
+    assert store.keys(f"{results}/none") == []
+
+
 @pytest.mark.parametrize("key", ["../escape", "/abs", "a//b", "a/./b", "a/../b", ""])
 def test_keys_cannot_escape_the_store(store, key: str) -> None:  # noqa: ANN001
     with pytest.raises(ValueError):
@@ -39,5 +51,5 @@ def test_keys_cannot_escape_the_store(store, key: str) -> None:  # noqa: ANN001
 
 def test_keys_are_spelled_from_ids_only() -> None:
     assert BlobKeys.page_image("t", "j", 7) == "t/j/pages/00007.png"
-    assert BlobKeys.page_result("t", "j", 12) == "t/j/results/00012.json"
+    assert BlobKeys.page_result("t", "j", 12, 3) == "t/j/results/00012.a3.json"
     assert BlobKeys.result("t", "j", "md") == "t/j/result.md"

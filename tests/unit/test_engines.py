@@ -19,7 +19,7 @@ from PIL import Image
 from tessera import synthetic
 from tessera.config import Settings
 from workers.engines.base import TASK_CHARTS, TASK_OCR, PageInput, PageResult
-from workers.engines.digest import DigestEngine
+from workers.engines.digest import DigestEngine, expected_text, split_run
 from workers.engines.rapidocr_engine import CHARTS_WARNING, RapidOcrEngine
 from workers.engines.registry import create_engine
 
@@ -53,6 +53,14 @@ def test_digest_text_is_recomputable_from_the_stored_page() -> None:
         assert result.text == f"digest:{digest} size:64x48"
         assert result.engine == "digest" and result.charts == [] and result.tiles is None
     assert results[0].text != results[1].text
+
+
+def test_digest_nonce_tells_two_runs_on_the_same_page_apart() -> None:
+    page = PageInput(image=noise_image(4))
+    first, second = (DigestEngine(nonce=True).process([page])[0].text for _ in range(2))
+    assert split_run(first)[0] == split_run(second)[0] == expected_text(page.image)
+    assert split_run(first)[1] != split_run(second)[1] and len(split_run(first)[1]) == 16
+    assert split_run(DigestEngine().process([page])[0].text) == (expected_text(page.image), None)
 
 
 def test_digest_delay_and_charts_warning() -> None:
@@ -135,7 +143,9 @@ def test_registry_builds_engines_lazily() -> None:
     assert isinstance(engine, RapidOcrEngine) and engine._ocr is None  # no model loaded yet
     digest = create_engine(Settings(engine="digest"))
     assert isinstance(digest, DigestEngine) and digest.delay_s == 0.0
-    slow = create_engine(Settings(engine="digest", digest_delay_s=0.25, digest_busy_s=0.1, digest_poison=True))
-    assert isinstance(slow, DigestEngine) and (slow.delay_s, slow.busy_s, slow.poison) == (0.25, 0.1, True)
+    slow = create_engine(Settings(engine="digest", digest_delay_s=0.25, digest_busy_s=0.1, digest_poison=True,
+                                  digest_nonce=True))
+    assert isinstance(slow, DigestEngine)
+    assert (slow.delay_s, slow.busy_s, slow.poison, slow.nonce) == (0.25, 0.1, True, True)
     with pytest.raises(ValueError, match="unknown engine"):
         create_engine(SimpleNamespace(engine="tesseract"))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import boto3
+import botocore.exceptions
 import psycopg
 import pytest
 import redis
 
-from tests.utils.services import PostgresServer, RedisServer, free_port, wait_for_port
+from tests.utils.services import PostgresServer, RedisServer, TcpGate, free_port, wait_for_port
 
 
 def test_free_port_and_wait_for_port_timeout() -> None:
@@ -46,6 +48,43 @@ def test_postgres_stop_start_keeps_data(postgres: PostgresServer) -> None:
     with psycopg.connect(postgres.url, autocommit=True) as conn:
         assert conn.execute("select v from t_survivor").fetchall() == [("kept",)]
         conn.execute("drop table t_survivor")
+
+
+def test_postgres_immediate_stop_keeps_every_committed_row(postgres: PostgresServer) -> None:
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        assert conn.execute("show synchronous_commit").fetchone() == ("on",)
+        conn.execute("create table t_crash (v int)")
+        conn.execute("insert into t_crash select generate_series(1, 500)")
+    try:
+        postgres.stop(hard=True)  # pg_ctl stop -m immediate: no checkpoint, recovery on start
+        assert not postgres.running
+    finally:
+        postgres.start()
+    with psycopg.connect(postgres.url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from t_crash").fetchone() == (500,)
+        conn.execute("drop table t_crash")
+    assert "database system was interrupted" in postgres.log.read_text(errors="replace")
+
+
+def test_tcp_gate_takes_a_server_away_and_back(s3: tuple[str, str], stack_env: dict[str, str]) -> None:
+    endpoint, bucket = s3
+    with TcpGate(int(endpoint.rsplit(":", 1)[1])) as gate:
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{gate.port}",
+                              aws_access_key_id="testing", aws_secret_access_key="testing",
+                              region_name="us-east-1")
+        client.put_object(Bucket=bucket, Key="gate-test/object", Body=b"through the gate")
+        held = socket.create_connection(("127.0.0.1", gate.port), timeout=2)
+        held.sendall(b"HEAD / HTTP/1.1\r\nHost: s3\r\n\r\n")
+        assert held.recv(65536).startswith(b"HTTP/1.1 ")  # through the gate and back
+        gate.close()
+        assert held.recv(1) == b""  # an open connection is ended, not left hanging
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", gate.port), timeout=2)
+        with pytest.raises(botocore.exceptions.EndpointConnectionError):
+            client.get_object(Bucket=bucket, Key="gate-test/object")
+        held.close()
+        gate.open()
+        assert client.get_object(Bucket=bucket, Key="gate-test/object")["Body"].read() == b"through the gate"
 
 
 def test_redis_set_get_and_config(redis_srv: RedisServer) -> None:

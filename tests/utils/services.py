@@ -26,6 +26,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,17 +208,24 @@ class PostgresServer:
         """Start postgres on the same port and data dir; return once it accepts queries."""
         if self.running:
             return
+        # fsync off: nothing survives an OS crash, which no test makes. Commits stay synchronous
+        # (a write() to the OS at commit, nearly free without fsync), so an acknowledged commit
+        # survives even an immediate stop, as on a production server.
         cmd = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
                "-k", str(self.sockdir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-               "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+               "-c", "full_page_writes=off"]
         self._proc = _spawn(cmd, self.log, self.workdir, as_user=self._user)
         _started(self._proc, self._accepts_queries, f"postgres on port {self.port}", self.log)
 
     def stop(self, *, hard: bool = False) -> None:
-        """Fast shutdown (SIGINT: checkpoint, nothing committed is lost). ``hard=True`` sends
-        SIGQUIT, a crash with recovery on next start; with synchronous_commit=off the last few
-        hundred ms of acknowledged commits can be lost, so durability tests use the default."""
-        _stop(self._proc, signal.SIGQUIT if hard else signal.SIGINT)
+        """Fast shutdown (SIGINT: checkpoint, clients disconnected). ``hard=True`` is
+        ``pg_ctl stop -m immediate``: every process quits at once, no checkpoint, crash recovery
+        on the next start; committed transactions survive it (commits are synchronous)."""
+        if hard and self.running:
+            subprocess.run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "stop", "-m", "immediate",
+                            "-w"], check=True, capture_output=True, timeout=STOP_TIMEOUT,
+                           user=self._user, group=self._user, extra_groups=[] if self._user else None)
+        _stop(self._proc, signal.SIGINT)
         self._proc = None
 
     def _accepts_queries(self) -> bool:
@@ -344,6 +352,73 @@ def _moto(workdir: Path) -> Iterator[tuple[str, str]]:
         yield endpoint, S3_BUCKET
     finally:
         _stop(proc, signal.SIGTERM)
+
+
+class TcpGate:
+    """A TCP forwarder in front of a server, in threads of this process, that a test can close
+    and open again on the same port: clients see the server go away (connection refused, open
+    connections closed) and come back, while the server itself keeps its state (moto's S3 lives
+    in memory: stopping it would lose every object)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def close(self) -> None:
+        """Refuse new connections and end every open one."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            sockets, self._open = self._open, []
+        for sock in sockets:  # shutdown, not close alone: it also wakes the pump blocked on it
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                return  # closed
+            upstream.settimeout(None)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager

@@ -128,6 +128,23 @@ class ApiClient:
         raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
 
 
+def wait_for_idle_workers(broker_url: str, timeout: float = 60.0) -> None:
+    """Wait until the workers on this Redis broker have nothing left: every queue empty and no
+    message delivered but unacknowledged (tasks acknowledge late, so a running or prefetched
+    task keeps its message in kombu's `unacked` hash). Seen twice in a row, 0.2 s apart."""
+    import redis
+
+    deadline, quiet = time.monotonic() + timeout, 0
+    with redis.Redis.from_url(broker_url) as broker:
+        while quiet < 2:
+            queued = sum(broker.llen(key) for key in broker.scan_iter(match="*")
+                         if broker.type(key) == b"list")
+            quiet = quiet + 1 if queued == 0 and broker.hlen("unacked") == 0 else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers still busy after {timeout:.0f} s ({queued} queued)")
+            time.sleep(0.2)
+
+
 def child_pids(pid: int) -> list[int]:
     """Direct children of a process (from /proc), e.g. a Celery worker's pool processes."""
     children = []
@@ -142,28 +159,35 @@ def child_pids(pid: int) -> list[int]:
 
 
 class Stack:
-    """API (`serve --no-worker`, which runs the sweeper) + a cpu worker + gpu workers, on one env."""
+    """API (`serve --no-worker`, which runs the sweeper) + a cpu worker + gpu workers (+ a
+    webhooks worker if asked), on one env."""
 
-    def __init__(self, env: dict[str, str], logs: Path, gpu_workers: int = 1, start_gpu: bool = True):
+    def __init__(self, env: dict[str, str], logs: Path, gpu_workers: int = 1, start_gpu: bool = True,
+                 webhooks: bool = False):
         self.env, self.logs = env, logs
         self.server = Server(env, logs / "serve.log", worker=False)
         self.cpu = TesseraProcess(["worker", "--queues", "cpu"], env, logs / "cpu.log")
         self.gpus = [self._gpu(i) for i in range(gpu_workers)]
+        self.webhooks = (TesseraProcess(["worker", "--queues", "webhooks"], env, logs / "webhooks.log")
+                         if webhooks else None)
         self.start_gpu = start_gpu
 
     def _gpu(self, index: int) -> TesseraProcess:
         return TesseraProcess(["worker", "--queues", "gpu"], self.env, self.logs / f"gpu-{index}.log")
 
+    def workers(self) -> dict[str, TesseraProcess]:
+        named = {"cpu": self.cpu, **{f"gpu-{i}": gpu for i, gpu in enumerate(self.gpus)}}
+        return {**named, **({"webhooks": self.webhooks} if self.webhooks else {})}
+
     def __enter__(self) -> Stack:
-        self.cpu.start()
-        if self.start_gpu:
-            for gpu in self.gpus:
-                gpu.start()
+        for name, process in self.workers().items():
+            if self.start_gpu or not name.startswith("gpu"):
+                process.start()
         self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for process in (self.server, self.cpu, *self.gpus):
+        for process in (self.server, *self.workers().values()):
             process.stop(signal.SIGKILL, timeout=5)
 
     def start_gpus(self) -> None:
@@ -171,23 +195,56 @@ class Stack:
             gpu.start()
 
     def supervise(self) -> list[str]:
-        """Restart any worker that has exited, as the deployments do (docker-compose
+        """Restart any process that has exited, as the deployments do (docker-compose
         `restart: unless-stopped`, Kubernetes). Celery's main process can die when a pool
         child is SIGKILLed at a bad moment (celery/celery#5690); returns what was restarted."""
         restarted = []
-        for name, process in (("cpu", self.cpu), *((f"gpu-{i}", g) for i, g in enumerate(self.gpus))):
+        for name, process in (("serve", self.server), *self.workers().items()):
             if process.proc is not None and process.proc.poll() is not None:
                 restarted.append(f"{name} (exit {process.proc.returncode})")
                 process.start()
         return restarted
 
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker (main process and pool) and start a fresh one."""
+        process = self.workers()[name]
+        process.stop(signal.SIGKILL, timeout=5)
+        process.start()
+
     def kill_gpu(self, index: int = 0) -> None:
-        """SIGKILL the whole worker (main process and pool) and start a fresh one."""
-        self.gpus[index].stop(signal.SIGKILL, timeout=5)
-        self.gpus[index].start()
+        self.kill(f"gpu-{index}")
+
+    def wait_until_workers_ready(self, timeout: float = 60.0) -> None:
+        """Until every worker has logged Celery's `ready.` (connected, consuming)."""
+        def ready() -> bool:
+            return all(p.log.exists() and " ready." in p.log.read_text(errors="replace")
+                       for p in self.workers().values())
+
+        _wait_until(ready, timeout, "the workers to be ready")
 
     def gpu_logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.gpus if p.log.exists())
+
+
+def pid_owning_connection(local_port: int, remote_port: int) -> int | None:
+    """The process holding the TCP connection 127.0.0.1:local_port -> 127.0.0.1:remote_port
+    (from /proc/net/tcp and each process's socket descriptors), e.g. the worker that is
+    sending a webhook to a test's receiver, seen from the receiver's side."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.split(":")[1], 16) for address in fields[1:3])
+        if (local, remote) == (local_port, remote_port):
+            inode = fields[9]
+    if inode is None:
+        return None
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) == f"socket:[{inode}]":
+                return int(fd.parts[2])
+        except OSError:
+            continue
+    return None
 
 
 def s3_client(env: dict[str, str]):  # noqa: ANN201 (boto3 clients are untyped)

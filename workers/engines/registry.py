@@ -21,7 +21,7 @@ def create_engine(settings: Settings) -> Engine:
         from workers.engines.digest import DigestEngine
 
         return DigestEngine(delay_s=settings.digest_delay_s, busy_s=settings.digest_busy_s,
-                            poison=settings.digest_poison)
+                            poison=settings.digest_poison, nonce=settings.digest_nonce)
     if settings.engine == "internvl":
         from workers.internvl.engine import InternVLEngine
 
