@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JOB_STATUSES = (*JobStatus.OPEN, *JobStatus.FINAL)
 SUBMIT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {
+    "title": "JobUpload", "type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary",
                  "description": "PDF, PNG, JPEG or TIFF; its name may come as filename, "
                                 "filename* (RFC 5987) or RFC 2047 encoded words"},
