@@ -76,7 +76,9 @@ def test_model_convert(app, tiny_original, tmp_path):
     result = CliRunner().invoke(app, ["model", "convert", str(tiny_original), str(dst)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
-    assert report["dst"] == str(dst) and report["dtype"] == "bfloat16" and report["warnings"] == []
+    assert report["dst"] == str(dst) and report["dtype"] == "bfloat16"
+    assert [w.split(":")[0] for w in report["warnings"]] == ["ps_version v1 kept in config.json"]
+    assert "warning: ps_version v1" in result.stderr
     assert (dst / "config.json").exists() and (dst / "tokenizer.json").exists()
     again = CliRunner().invoke(app, ["model", "convert", str(tiny_original), str(dst)])
     assert again.exit_code == 1 and "already exists" in again.output
