@@ -31,6 +31,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from bench.device_timing import device_name, elapsed, peak_gib, reset_peak
+from tessera.logs import configure_logging
 from workers.engines.base import PageInput
 from workers.internvl.architecture import full_size_original_config, random_model
 from workers.internvl.engine import EngineOptions, InternVLEngine
@@ -188,6 +189,7 @@ def emit(results: list[dict], record: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    configure_logging()  # INFO: the engine's per-answer debug events stay quiet
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     results: list[dict] = []

@@ -199,7 +199,7 @@ def test_charts_task_runs_grounding_and_never_raises(tiny_engine):
     result = tiny_engine.process([_page(800, 600, 11, tasks=("ocr", "charts"), max_tiles=2)])[0]
     assert tiny_engine.stats.requests - before == 3  # transcription + grounding of 2 phrases
     assert result.text and all(isinstance(w, str) for w in result.warnings)
-    assert "chart grounding: answer cut at max_new_tokens (6)" in result.warnings
+    assert "chart grounding (graph): answer cut at max_new_tokens (6)" in result.warnings
 
 
 def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
@@ -210,7 +210,7 @@ def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
     finally:
         options.grounding_max_new_tokens = 256
     assert tiny_engine.stats.generated_tokens - before == 6 + 2 * 3  # decoding stopped at 3
-    assert "chart grounding: answer cut at max_new_tokens (3)" in result.warnings
+    assert "chart grounding (chart): answer cut at max_new_tokens (3)" in result.warnings
     assert "ocr: answer cut at max_new_tokens (6)" in result.warnings
 
 

@@ -30,10 +30,8 @@ def test_one_request_per_phrase_in_the_trained_form(tiny_engine):
     job = prepare(0, _page(800, 600, tasks=("charts",), max_tiles=2))
     requests = tiny_engine._first_requests(job)
     system, tiles = Prompts().system, job.plan.tiles
-    expected = [
-        tiny_engine.tokenizer(build_prompt(f"{TRAINED}<ref>{phrase}</ref>", tiles, system)).input_ids
-        for phrase in ("chart", "graph")
-    ]
+    questions = [f"{TRAINED}<ref>{phrase}</ref>" for phrase in ("chart", "graph")]
+    expected = [tiny_engine.tokenizer(build_prompt(q, tiles, system)).input_ids for q in questions]
     assert [r.prompt_ids for r in requests] == expected
     assert all(r.keep_special_tokens for r in requests)
 
@@ -144,12 +142,13 @@ def test_a_trained_style_answer_becomes_a_chart_with_its_table(tiny_engine):
     def answer(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False).input_ids + [end]
 
-    script = {len(r.prompt_ids): answer("<ref>chart</ref><box>[[100, 200, 500, 600]]</box>")
-              for r in grounding}
-    script[len(table.prompt_ids)] = answer("Title: Sales\n| Year | Sales |\n|---|---|\n| 2019 | 10 |")
+    found = answer("<ref>chart</ref><box>[[100, 200, 500, 600]]</box>")
+    script = {len(r.prompt_ids): found for r in grounding}
+    script[len(table.prompt_ids)] = answer("Title: Sales\n| Year | Sales |\n|--|--|\n| 2019 | 10 |")
     with scripted_answers(engine.runner.model, script):
         result = engine.process([page])[0]
     assert len(grounding) == 2 and result.warnings == []
     [chart] = result.charts
     assert chart.bbox == box
-    assert (chart.title, chart.columns, chart.rows) == ("Sales", ["Year", "Sales"], [["2019", "10"]])
+    assert (chart.title, chart.columns) == ("Sales", ["Year", "Sales"])
+    assert chart.rows == [["2019", "10"]]

@@ -119,7 +119,7 @@ class InternVLEngine:
                 yield job.index, job.result()
         missing = Counter({index: len(requests) for index, requests in first.items()})
         answers: dict[int, dict[tuple, Generation]] = defaultdict(dict)
-        grounding: dict[int, list[Generation]] = defaultdict(list)
+        grounding: dict[int, dict[int, Generation]] = defaultdict(dict)
         boxes: dict[int, list[list[float]]] = {}
 
         def tables_for(key: tuple, answer: Generation) -> list[Request]:
@@ -127,7 +127,7 @@ class InternVLEngine:
             if key[1] != "grounding":
                 return []
             job = jobs[key[0]]
-            grounding[job.index].append(answer)
+            grounding[job.index][key[2]] = answer
             if len(grounding[job.index]) < len(self.options.prompts.grounding_phrases):
                 return []
             boxes[job.index] = self._chart_boxes(job, grounding.pop(job.index))
@@ -200,13 +200,14 @@ class InternVLEngine:
     def _chart_tiles(self, job: PageJob) -> int:
         return min(self.options.chart_max_tiles, job.max_tiles)
 
-    def _chart_boxes(self, job: PageJob, answers: list[Generation]) -> list[list[float]]:
-        """The chart boxes (page pixels) a page's grounding answers point at, the same region
-        found by two phrases once, at most `max_charts_per_page`."""
+    def _chart_boxes(self, job: PageJob, answers: dict[int, Generation]) -> list[list[float]]:
+        """The chart boxes (page pixels) a page's grounding answers (by phrase index) point
+        at, the same region found by two phrases once, at most `max_charts_per_page`."""
         image = job.page.image
+        phrases = self.options.prompts.grounding_phrases
         boxes: list[list[float]] = []
-        for answer in answers:
-            text = job.take("chart grounding", answer, self.grounding_limit)
+        for k, answer in sorted(answers.items()):
+            text = job.take(f"chart grounding ({phrases[k]})", answer, self.grounding_limit)
             if text is not None:
                 found, warnings = parse_grounding(text, image.width, image.height)
                 boxes += found

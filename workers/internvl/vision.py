@@ -52,4 +52,5 @@ def transpose_token_grids(features: torch.Tensor) -> torch.Tensor:
     side = math.isqrt(tokens)
     if side * side != tokens:
         raise ValueError(f"{tokens} visual tokens per tile is not a square grid")
-    return features.reshape(tiles, side, side, hidden).transpose(1, 2).reshape(tiles, tokens, hidden)
+    grids = features.reshape(tiles, side, side, hidden)
+    return grids.transpose(1, 2).reshape(tiles, tokens, hidden)
