@@ -121,7 +121,7 @@ def _pages(proc: subprocess.Popen, out: Path) -> dict[str, Page]:
             page["tiles"]["grid"],
             page["tiles"]["count"],
             page["text"],
-            tokens[f"{result['job_id']}/1"],
+            next(ids for key, ids in tokens.items() if key.startswith(result["job_id"])),
         )
     return pages
 
