@@ -44,7 +44,10 @@ from bench.device_timing import device_name, elapsed, peak_gib, reset_peak
 from workers.internvl.architecture import full_size_original_config, random_model
 from workers.internvl.decode import DecodeOptions, PromptQueue, decode_stream
 from workers.internvl.kv_cache import KVBuffers
-from workers.internvl.prompt import IM_END_ID, PAD_ID
+from workers.internvl.special_tokens import IM_END, IMG_CONTEXT, RELEASED_IDS
+
+# No tokenizer here (prompts are random embeddings): InternVL 1.5's released ids.
+IM_END_ID, PAD_ID = RELEASED_IDS[IM_END], RELEASED_IDS["</s>"]
 
 SMALL_LLM = {  # InternLM2's shape (GQA 4:1, SwiGLU), scaled down to time on a CPU
     "hidden_size": 512,
@@ -80,7 +83,7 @@ def build_model(size: str, device: torch.device, dtype: torch.dtype):
         original["vision_config"].update(
             hidden_size=64, num_attention_heads=2, intermediate_size=128
         )
-    return random_model(original, device, dtype)
+    return random_model(original, RELEASED_IDS[IMG_CONTEXT], device, dtype)
 
 
 def prompts(model, rows: int, length: int, seed: int) -> list[torch.Tensor]:

@@ -31,11 +31,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from bench.device_timing import device_name, elapsed, peak_gib, reset_peak
+from tessera.logs import configure_logging
 from workers.engines.base import PageInput
 from workers.internvl.architecture import full_size_original_config, random_model
 from workers.internvl.engine import EngineOptions, InternVLEngine
 from workers.internvl.loader import attention_implementation
-from workers.internvl.prompt import IM_END_ID, OCR_QUESTION, PAD_ID
+from workers.internvl.prompt import Prompts, build_prompt
+from workers.internvl.special_tokens import SpecialTokens
 from workers.internvl.tiling import plan_tiles, tile_image
 
 PAGE_SHAPES = {13: ((1344, 1792), 12), 41: ((3584, 2240), 40)}  # tiles -> (size, max_tiles)
@@ -76,13 +78,13 @@ def _gpu_gib() -> float:
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
-def build_model(tiny: bool, device: torch.device, dtype: torch.dtype):
+def build_model(tiny: bool, image_token_id: int, device: torch.device, dtype: torch.dtype):
     """Random weights, created directly on the device (about 51 GB in bf16 at full size)."""
     if tiny:
         from tests.utils.tiny_internvl import original_config
 
-        return random_model(original_config(), device, dtype)
-    return random_model(full_size_original_config(), device, dtype)
+        return random_model(original_config(), image_token_id, device, dtype)
+    return random_model(full_size_original_config(), image_token_id, device, dtype)
 
 
 def build_tokenizer():
@@ -145,16 +147,16 @@ def measure_engine(model, tokenizer, pages: list[PageInput], args, device) -> di
 
 
 def measure_plain_generate(model, tokenizer, pages: list[PageInput], args, device) -> dict:
-    """Plain transformers: one page per `generate`, vision inside it, no chunking."""
-    system = EngineOptions().system_message
-    from workers.internvl.prompt import build_prompt
-
+    """Plain transformers: one page per `generate`, vision inside it, no chunking (and pixel
+    shuffle v2 whatever the config says: the same cost as v1, which only reorders tokens)."""
+    prompts, special = Prompts(), SpecialTokens.from_tokenizer(tokenizer)
     reset_peak(device)
     start, tokens = time.perf_counter(), 0
     for page in pages:
         plan, pixels = tile_image(page.image, page.max_tiles)
         ids = torch.tensor(
-            [tokenizer(build_prompt(OCR_QUESTION, plan.tiles, system)).input_ids], device=device
+            [tokenizer(build_prompt(prompts.ocr, plan.tiles, prompts.system)).input_ids],
+            device=device,
         )
         with torch.inference_mode():
             out = model.generate(
@@ -165,8 +167,8 @@ def measure_plain_generate(model, tokenizer, pages: list[PageInput], args, devic
                 min_new_tokens=args.new_tokens,
                 do_sample=False,
                 num_beams=1,
-                eos_token_id=IM_END_ID,
-                pad_token_id=PAD_ID,
+                eos_token_id=special.im_end,
+                pad_token_id=special.pad,
             )
         tokens += out.shape[1] - ids.shape[1]
     seconds = elapsed(start, device)
@@ -187,12 +189,14 @@ def emit(results: list[dict], record: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    configure_logging()  # INFO: the engine's per-answer debug events stay quiet
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     results: list[dict] = []
     start = time.perf_counter()
-    model = build_model(args.tiny, device, dtype)
     tokenizer = build_tokenizer()
+    image_token_id = SpecialTokens.from_tokenizer(tokenizer).img_context
+    model = build_model(args.tiny, image_token_id, device, dtype)
     params = sum(p.numel() for p in model.parameters())
     emit(
         results,

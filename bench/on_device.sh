@@ -3,7 +3,9 @@
 #
 #   here, once:         bash bench/on_device.sh --fetch-wheels   # transformers as pinned, into .whl/
 #   device tool run:    command "bash bench/on_device.sh", carry [".whl"], timeout_s 600
-#   CPU smoke test:     TINY=1 bash bench/on_device.sh
+#   second device run:  command "CHECK=1 bash bench/on_device.sh", carry [".whl"]: `tessera model
+#                       check` on the full-size random model (samples/, text, tokens/s, pages/s)
+#   CPU smoke test:     TINY=1 bash bench/on_device.sh   (all three, tiny config)
 #
 # The device image has transformers 5.17; Tessera pins 5.23 (pyproject.toml), so the
 # pinned wheel travels in .whl/ (ignored by git through .git/info/exclude).
@@ -36,7 +38,17 @@ else
     decode_args=(--size full --rows "$rows" --prompt 3400 --new-tokens 256 --repeats 1 --workloads forced,varied)
 fi
 
+if [[ -n "${CHECK:-}" && -z "${TINY:-}" ]]; then
+    timeout 540 $PYTHON bench/model_check_random.py --max-new-tokens 256 2>&1 | tee "$OUT/model_check.log"
+    echo "results in $OUT"
+    exit
+fi
+
 timeout 330 $PYTHON bench/internvl_gpu.py "${gpu_args[@]}" --json "$OUT/internvl_gpu.json" \
     2>&1 | tee "$OUT/internvl_gpu.log"
 timeout 230 $PYTHON bench/internvl_decode.py "${decode_args[@]}" 2>&1 | tee "$OUT/internvl_decode.log"
+if [[ -n "${TINY:-}" ]]; then
+    timeout 120 $PYTHON bench/model_check_random.py --tiny --max-tiles 2 --max-new-tokens 4 \
+        2>&1 | tee "$OUT/model_check.log"
+fi
 echo "results in $OUT"

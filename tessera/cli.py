@@ -177,7 +177,7 @@ def run(
 
 
 def _register_model_commands() -> None:
-    """InternVL tooling (tiles planner, checkpoint converter) lives with the model code."""
+    """InternVL tooling (tiles planner, checkpoint converter and checker) lives with the model code."""
     try:
         from tessera.cli_model import model_app, tiles
     except ImportError as exc:  # pragma: no cover (a broken install should still serve)

@@ -40,7 +40,17 @@ class Settings(BaseSettings):
 
     # InternVL engine knobs (see workers/internvl/engine.py).
     internvl_max_new_tokens: int = Field(1024, ge=1, le=8192)
-    internvl_system_message: str = "You are an AI assistant whose name is InternLM (书生·浦语)."
+    # The system message and the questions InternVL is asked; None: the built-in default
+    # (workers/internvl/prompt.py says why each is worded so; README lists them).
+    internvl_system_message: str | None = None
+    internvl_ocr_prompt: str | None = None
+    internvl_grounding_prompt: str | None = None  # must contain "{phrase}"
+    # Region kinds asked for one at a time with the grounding prompt (comma-separated).
+    internvl_grounding_phrases: Annotated[list[str] | None, NoDecode] = None
+    internvl_table_prompt: str | None = None
+    # Decode like the original chat(): drop the space before . , ? ! 's n't ... (off: the
+    # text is exactly what the model wrote).
+    internvl_chat_cleanup: bool = False
     internvl_vision_chunk_tiles: int = Field(128, ge=1)
     # Decode slots (default: ENGINE_BATCH_SIZE). Fewer slots than pages per call lets slots
     # freed by short answers take the call's remaining pages (continuous batching).
@@ -95,11 +105,25 @@ class Settings(BaseSettings):
     server: str = "http://127.0.0.1:8000"
     api_key: str | None = None
 
-    @field_validator("s3_source_buckets", mode="before")
+    @field_validator("s3_source_buckets", "internvl_grounding_phrases", mode="before")
     @classmethod
-    def _split_buckets(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("internvl_grounding_prompt")
+    @classmethod
+    def _has_phrase(cls, value: str | None) -> str | None:
+        if value is not None and "{phrase}" not in value:
+            raise ValueError("TESSERA_INTERNVL_GROUNDING_PROMPT must contain {phrase}")
+        return value
+
+    @field_validator("internvl_grounding_phrases")
+    @classmethod
+    def _some_phrase(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("TESSERA_INTERNVL_GROUNDING_PHRASES needs at least one phrase")
         return value
 
     @model_validator(mode="after")

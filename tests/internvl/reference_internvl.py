@@ -1,8 +1,12 @@
 """An independent float64 forward pass of InternVL 1.5, written from INTERNVL.md.
 
-It reads the ORIGINAL checkpoint (packed `qkv`/`wqkv`, `mlp1`, InternLM2 names) and
-shares no code with workers/internvl, so agreement with the converted
-transformers model tests the converter's renaming and splitting, not itself.
+It reads the ORIGINAL checkpoint (packed `qkv`/`wqkv`, `mlp1`, InternLM2 names,
+`ps_version`) and shares no code with workers/internvl, so agreement with the
+converted model run by the engine tests the converter and the engine, not
+themselves. Pixel shuffle follows the checkpoint's `ps_version` (absent: v1, the
+V1-5 config class default); `transpose_grid=True` applies the other version, for
+tests that show a transposed grid is caught. reference_pipeline.py adds tiling,
+the prompt, tokenisation and greedy decoding around it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from safetensors.torch import load_file
 
 
 class Reference:
-    def __init__(self, src: Path):
+    def __init__(self, src: Path, transpose_grid: bool = False):
         self.cfg = json.loads((src / "config.json").read_text())
         self.w: dict[str, torch.Tensor] = {}
         for file in sorted(src.glob("*.safetensors")):
             self.w |= {k: v.double() for k, v in load_file(str(file)).items()}
         self.v, self.t = self.cfg["vision_config"], self.cfg["llm_config"]
+        version = self.cfg.get("ps_version", "v1")
+        self.ps_version = {"v1": "v2", "v2": "v1"}[version] if transpose_grid else version
 
     # ---- shared pieces -------------------------------------------------
     @staticmethod
@@ -31,11 +37,12 @@ class Reference:
 
     @staticmethod
     def softmax_attention(q, k, v, causal: bool) -> torch.Tensor:
-        """q, k, v: (heads, n, d)."""
+        """q: (heads, nq, d); k, v: (heads, nk, d)."""
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        if causal:
-            n = scores.shape[-1]
-            scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        if causal:  # the queries are the last positions of the keys
+            nq, nk = scores.shape[-2:]
+            future = torch.ones(nq, nk, dtype=torch.bool).triu(1 + nk - nq)
+            scores = scores.masked_fill(future, float("-inf"))
         return scores.softmax(-1) @ v
 
     # ---- vision: InternViT with QK-norm and layer scale ------------------
@@ -85,21 +92,22 @@ class Reference:
             + w[p + "attn.proj.bias"]
         )
 
-    # ---- pixel shuffle v2 + mlp1 ------------------------------------------
+    # ---- pixel shuffle (v1 / v2) + mlp1 ------------------------------------
     @staticmethod
-    def pixel_shuffle_v2(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
-        """(n, w, h, c) -> (n, w*s, h*s, c/s^2), the repository's ps_version v2."""
+    def pixel_shuffle(x: torch.Tensor, scale: float, version: str) -> torch.Tensor:
+        """(n, w, h, c) -> (n, w*s, h*s, c/s^2). Both versions fold each 2x2 neighbourhood
+        into one token's channels; v2 then swaps the two spatial axes back, v1 does not."""
         n, w, h, c = x.shape
         x = x.reshape(n, w, int(h * scale), int(c / scale)).permute(0, 2, 1, 3)
         x = x.reshape(n, int(h * scale), int(w * scale), int(c / (scale * scale)))
-        return x.permute(0, 2, 1, 3)
+        return x.permute(0, 2, 1, 3) if version == "v2" else x
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(tiles, 3, 448, 448) -> (tiles * 256, llm hidden)."""
         x = self.vision(pixels)[:, 1:]
         side = int(math.sqrt(x.shape[1]))
-        x = self.pixel_shuffle_v2(
-            x.reshape(x.shape[0], side, side, -1), self.cfg["downsample_ratio"]
+        x = self.pixel_shuffle(
+            x.reshape(x.shape[0], side, side, -1), self.cfg["downsample_ratio"], self.ps_version
         )
         x = x.reshape(-1, x.shape[-1])
         w = self.w
@@ -126,8 +134,9 @@ class Reference:
         rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
         return x * cos + rotated * sin
 
-    def llm_attention(self, x: torch.Tensor, p: str, cos, sin) -> torch.Tensor:
-        """wqkv rows: per KV head, its `groups` query heads, then its key, then its value."""
+    def llm_attention(self, x: torch.Tensor, p: str, cos, sin, cache: list) -> torch.Tensor:
+        """wqkv rows: per KV head, its `groups` query heads, then its key, then its value.
+        `cache`: this layer's [keys, values] of the earlier positions (extended here)."""
         heads, kv = self.t["num_attention_heads"], self.t["num_key_value_heads"]
         d, groups, n = x.shape[-1] // heads, heads // kv, x.shape[0]
         qkv = (x @ self.w[p + "attention.wqkv.weight"].T).reshape(n, kv, groups + 2, d)
@@ -135,36 +144,75 @@ class Reference:
         k = qkv[:, :, groups].transpose(0, 1)
         v = qkv[:, :, groups + 1].transpose(0, 1)
         q, k = self.rotate(q, cos, sin), self.rotate(k, cos, sin)
+        if cache:
+            k, v = torch.cat([cache[0], k], 1), torch.cat([cache[1], v], 1)
+        cache[:] = [k, v]
         k, v = k.repeat_interleave(groups, 0), v.repeat_interleave(groups, 0)
         out = self.softmax_attention(q, k, v, causal=True).transpose(0, 1).reshape(n, -1)
         return out @ self.w[p + "attention.wo.weight"].T
 
-    def llm_layer(self, x: torch.Tensor, p: str, cos, sin) -> torch.Tensor:
+    def llm_layer(self, x: torch.Tensor, p: str, cos, sin, cache: list) -> torch.Tensor:
         w, eps = self.w, self.t["rms_norm_eps"]
-        x = x + self.llm_attention(self.rms(x, w[p + "attention_norm.weight"], eps), p, cos, sin)
+        h = self.rms(x, w[p + "attention_norm.weight"], eps)
+        x = x + self.llm_attention(h, p, cos, sin, cache)
         h = self.rms(x, w[p + "ffn_norm.weight"], eps)
         gate, up = h @ w[p + "feed_forward.w1.weight"].T, h @ w[p + "feed_forward.w3.weight"].T
         return x + (F.silu(gate) * up) @ w[p + "feed_forward.w2.weight"].T
 
-    def logits(
-        self,
-        ids: list[int],
-        pixels: torch.Tensor | None,
-        image_token_id: int,
-        last: int | None = None,
-    ) -> torch.Tensor:
-        """Logits (n, vocab) for one unpadded sequence (only the `last` positions if given);
-        image features fill the IMG_CONTEXT slots."""
-        ids_t = torch.tensor(ids)
-        x = self.w["language_model.model.tok_embeddings.weight"][ids_t].clone()
-        if pixels is not None:
-            x[ids_t == image_token_id] = self.image_features(pixels)
-        cos, sin = self.rope(len(ids))
-        for i in range(self.t["num_hidden_layers"]):
-            x = self.llm_layer(x, f"language_model.model.layers.{i}.", cos, sin)
+    def forward(self, x: torch.Tensor, caches: list[list], last: int | None = None) -> torch.Tensor:
+        """Logits for embeddings `x` (n, hidden) that follow the positions in `caches` (one
+        [keys, values] per layer, empty at the start, extended here)."""
+        start = caches[0][0].shape[1] if caches[0] else 0
+        cos, sin = self.rope(start + x.shape[0])
+        cos, sin = cos[start:], sin[start:]
+        for i, cache in enumerate(caches):
+            x = self.llm_layer(x, f"language_model.model.layers.{i}.", cos, sin, cache)
         x = self.rms(
             x[-last:] if last else x,
             self.w["language_model.model.norm.weight"],
             self.t["rms_norm_eps"],
         )
         return x @ self.w["language_model.output.weight"].T
+
+    def embed(self, ids: list[int], features: torch.Tensor | None, image_token_id: int):
+        """Token embeddings (n, hidden); `features` (from image_features) fill the IMG_CONTEXT
+        slots."""
+        ids_t = torch.tensor(ids)
+        x = self.w["language_model.model.tok_embeddings.weight"][ids_t].clone()
+        if features is not None:
+            x[ids_t == image_token_id] = features
+        return x
+
+    def logits(
+        self,
+        ids: list[int],
+        features: torch.Tensor | None,
+        image_token_id: int,
+        last: int | None = None,
+    ) -> torch.Tensor:
+        """Logits (n, vocab) for one unpadded sequence (only the `last` positions if given)."""
+        caches: list[list] = [[] for _ in range(self.t["num_hidden_layers"])]
+        return self.forward(self.embed(ids, features, image_token_id), caches, last)
+
+    def greedy(
+        self, ids: list[int], features: torch.Tensor, image_token_id: int, stop_id: int, n: int
+    ) -> tuple[list[int], float]:
+        """Up to `n` greedy tokens, the stop token excluded; and the smallest gap between the
+        best and second-best logit (far above float32 noise: the tokens are no coin toss).
+        Keys and values are kept between steps; the rope of each new position uses the
+        base for the length so far (dynamic NTK as the original computes it with a cache)."""
+        caches: list[list] = [[] for _ in range(self.t["num_hidden_layers"])]
+        logits = self.forward(self.embed(ids, features, image_token_id), caches, last=1)[-1]
+        out: list[int] = []
+        gap = math.inf
+        while True:
+            top = logits.topk(2).values
+            gap = min(gap, float(top[0] - top[1]))
+            token = int(logits.argmax())
+            if token == stop_id:
+                break
+            out.append(token)
+            if len(out) == n:
+                break
+            logits = self.forward(self.embed([token], None, image_token_id), caches)[-1]
+        return out, gap

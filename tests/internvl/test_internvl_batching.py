@@ -81,6 +81,7 @@ def test_other_errors_are_not_capacity():
 
 
 def test_answer_is_cut_at_im_end():
-    assert split_answer([5, 6, 92542, 2, 2], max_new_tokens=5) == ([5, 6], 3, False)
-    assert split_answer([5, 6, 7], max_new_tokens=3) == ([5, 6, 7], 3, True)
-    assert split_answer([92542], max_new_tokens=3) == ([], 1, False)
+    assert split_answer([5, 6, 92542, 2, 2], max_new_tokens=5, end_id=92542) == ([5, 6], 3, False)
+    assert split_answer([5, 6, 7], max_new_tokens=3, end_id=92542) == ([5, 6, 7], 3, True)
+    assert split_answer([92542], max_new_tokens=3, end_id=92542) == ([], 1, False)
+    assert split_answer([5, 9, 6], max_new_tokens=5, end_id=9) == ([5], 2, False)

@@ -1,71 +1,13 @@
-"""Chart parsers on good and malformed model answers: warnings, never exceptions."""
+"""The chart-table parser on good and malformed model answers: warnings, never exceptions."""
 
 from __future__ import annotations
 
 import pytest
 
-from workers.internvl.charts import parse_chart_table, parse_grounding
+from workers.internvl.charts import parse_chart_table
 from workers.internvl.text import clean_transcription
 
 pytestmark = pytest.mark.internvl
-
-
-def test_one_box_scaled_to_page_pixels():
-    boxes, warnings = parse_grounding(
-        "<ref>chart</ref><box>[[100, 200, 500, 600]]</box>", 2000, 1000
-    )
-    assert boxes == [[200.0, 200.0, 1000.0, 600.0]] and warnings == []
-
-
-def test_several_boxes_lines_and_lists():
-    text = (
-        "<ref>chart</ref><box>[[0, 0, 500, 500], [500, 500, 1000, 1000]]</box>\n"
-        "<ref>chart</ref><box>[[10.5, 20, 300, 400.5]]</box>"
-    )
-    boxes, warnings = parse_grounding(text, 1000, 1000)
-    assert boxes == [
-        [0.0, 0.0, 500.0, 500.0],
-        [500.0, 500.0, 1000.0, 1000.0],
-        [10.5, 20.0, 300.0, 400.5],
-    ]
-    assert warnings == []
-
-
-def test_reversed_out_of_range_and_duplicate_boxes():
-    text = (
-        "<box>[[600, 700, 100, 50]]</box><box>[[100, 50, 600, 700]]</box>"
-        "<box>[[-20, 0, 1200, 400]]</box>"
-    )
-    boxes, warnings = parse_grounding(text, 1000, 2000)
-    assert boxes == [[100.0, 100.0, 600.0, 1400.0], [0.0, 0.0, 1000.0, 800.0]]
-    assert warnings == []
-
-
-@pytest.mark.parametrize("text", ["none", "", "There is no chart on this page.", "None."])
-def test_no_chart_is_not_a_warning(text):
-    assert parse_grounding(text, 100, 100) == ([], [])
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "<ref>chart</ref><box>[[1, 2, 3]]</box>",  # three numbers
-        "<ref>chart</ref><box>garbage</box>",
-        "<ref>chart</ref><box>[[100, 200, 300, 400]",  # unclosed
-        "<ref>chart</ref>",  # ref, no box
-        "<box>[[100, 100, 104, 900]]</box>",  # sliver
-        "<box>[[a, b, c, d]]</box>",
-    ],
-)
-def test_malformed_grounding_warns(text):
-    boxes, warnings = parse_grounding(text, 1000, 1000)
-    assert boxes == [] and len(warnings) == 1 and warnings[0].startswith("chart grounding")
-
-
-def test_box_count_is_capped():
-    text = "".join(f"<box>[[{i * 20}, 0, {i * 20 + 15}, 500]]</box>" for i in range(12))
-    boxes, warnings = parse_grounding(text, 1000, 1000, max_charts=8)
-    assert len(boxes) == 8 and "kept the first 8" in warnings[0]
 
 
 def test_markdown_table_with_title():

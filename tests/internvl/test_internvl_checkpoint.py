@@ -1,5 +1,6 @@
 """Conversion of the original layout to transformers' native InternVL, checked against an
-independent float64 forward pass (tests/internvl/reference_internvl.py)."""
+independent float64 forward pass (tests/internvl/reference_internvl.py): features (pixel
+shuffle v1 and v2) and logits."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import torch
 from PIL import Image
 
 from tests.internvl.reference_internvl import Reference
+from workers.internvl.batching import Request
 from workers.internvl.checkpoint import convert_checkpoint
 from workers.internvl.checkpoint_config import ConversionError, native_config
 from workers.internvl.checkpoint_weights import split_wqkv
 from workers.internvl.prompt import build_prompt
-from workers.internvl.tiling import tile_image
+from workers.internvl.tiling import normalise, tile_image, tile_uint8
+from workers.internvl.vision import image_features
 
 pytestmark = pytest.mark.internvl
 
@@ -67,16 +70,24 @@ def _image(width: int, height: int, seed: int) -> Image.Image:
 
 
 def _compare(model, reference, ids, pixels=None, last: int = 64) -> float:
-    """Max |logit difference| over the last positions (they depend on every earlier one)."""
+    """Max |logit difference| over the last positions (they depend on every earlier one).
+
+    Ours: the engine's image features (vision.py, the checkpoint's ps_version) in the
+    image slots of the token embeddings, through the converted model."""
     last = min(last, len(ids))
+    ids_t = torch.tensor(ids)
     with torch.no_grad():
-        kwargs = {"pixel_values": torch.from_numpy(pixels)} if pixels is not None else {}
-        ours = (
-            model(input_ids=torch.tensor([ids]), logits_to_keep=last, **kwargs).logits[0].double()
+        embeds = model.get_input_embeddings()(ids_t)
+        if pixels is not None:
+            features = image_features(model, torch.from_numpy(pixels))
+            embeds[ids_t == IMG_CONTEXT_ID] = features.reshape(-1, embeds.shape[-1])
+        ours = model(inputs_embeds=embeds[None], logits_to_keep=last).logits[0].double()
+        theirs = reference.logits(
+            ids,
+            None if pixels is None else reference.image_features(torch.from_numpy(pixels)),
+            IMG_CONTEXT_ID,
+            last,
         )
-    theirs = reference.logits(
-        ids, None if pixels is None else torch.from_numpy(pixels), IMG_CONTEXT_ID, last
-    )
     assert theirs.abs().max() > 1.0  # a real signal, not a vanishing one
     return (ours - theirs).abs().max().item()
 
@@ -90,6 +101,42 @@ def test_image_logits_match_reference(model, reference, tokenizer):
     plan, pixels = tile_image(_image(500, 300, 0), 2)  # 2x1 + thumbnail
     ids = tokenizer(build_prompt("the chart", plan.tiles, "you are")).input_ids
     assert _compare(model, reference, ids, pixels) < 1e-4
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_engine_features_match_the_original_pixel_shuffle(
+    version, tiny_engine, tiny_engine_v2, tiny_original, tiny_original_v2
+):
+    """The engine's features for a converted v1 (as released) and v2 checkpoint are the
+    original forward's: same tokens in the same order."""
+    engine, src = (tiny_engine, tiny_original)
+    if version == "v2":
+        engine, src = (tiny_engine_v2, tiny_original_v2)
+    reference = Reference(src)
+    assert reference.ps_version == engine.runner.model.config.ps_version == version
+    _, tiles = tile_uint8(_image(900, 500, 3), 2)  # 2x1 + thumbnail
+    pixels = torch.from_numpy(normalise(tiles))
+    features = engine.runner.encode_images([Request(("a",), ("a",), tiles, [])])[("a",)]
+    with torch.no_grad():
+        theirs = reference.image_features(pixels)
+        other = Reference(src, transpose_grid=True).image_features(pixels)
+    assert theirs.abs().max() > 0.5
+    assert (features.double() - theirs).abs().max() < 1e-5
+    assert (features.double() - other).abs().max() > 0.1  # the versions differ: this can fail
+
+
+def test_transformers_own_forward_is_v2_whatever_the_checkpoint_says(model, reference, tokenizer):
+    """Why the engine does its own pixel shuffle: transformers' image path on the converted
+    v1 checkpoint does not give the original's logits (README, loading it elsewhere)."""
+    plan, pixels = tile_image(_image(500, 300, 0), 2)
+    ids = tokenizer(build_prompt("the chart", plan.tiles, "you are")).input_ids
+    with torch.no_grad():
+        theirs = model(
+            input_ids=torch.tensor([ids]), pixel_values=torch.from_numpy(pixels), logits_to_keep=8
+        ).logits[0].double()
+        features = reference.image_features(torch.from_numpy(pixels))
+        ours = reference.logits(ids, features, IMG_CONTEXT_ID, 8)
+    assert model.config.ps_version == "v1" and (ours - theirs).abs().max() > 1e-2
 
 
 def test_long_prompt_uses_dynamic_ntk_from_the_checkpoint(model, reference, tokenizer):
@@ -178,13 +225,24 @@ def test_unknown_tensor_is_refused(tiny_original, tmp_path):
     assert not (tmp_path / "dst").exists()
 
 
+def test_ps_version_is_carried_into_the_converted_config(tiny_native, tiny_native_v2):
+    assert json.loads((tiny_native / "config.json").read_text())["ps_version"] == "v1"
+    assert json.loads((tiny_native_v2 / "config.json").read_text())["ps_version"] == "v2"
+
+
 def test_config_warnings_and_refusals():
     from tests.utils.tiny_internvl import original_config
 
+    config = original_config("v1")
+    native, warnings = native_config(config, IMG_CONTEXT_ID)
+    assert native.ps_version == "v1" and any("ps_version v1" in w for w in warnings)
+    del config["ps_version"]  # the V1-5 config class default
+    assert native_config(config, IMG_CONTEXT_ID)[0].ps_version == "v1"
+    assert native_config(original_config("v2"), IMG_CONTEXT_ID)[1] == []
+    config["ps_version"] = "v3"
+    with pytest.raises(ConversionError, match="ps_version"):
+        native_config(config, IMG_CONTEXT_ID)
     config = original_config()
-    config["ps_version"] = "v1"
-    _, warnings = native_config(config, IMG_CONTEXT_ID)
-    assert any("ps_version" in w for w in warnings)
     config["llm_config"]["tie_word_embeddings"] = True
     with pytest.raises(ConversionError):
         native_config(config, IMG_CONTEXT_ID)

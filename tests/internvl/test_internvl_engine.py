@@ -12,7 +12,7 @@ from PIL import Image
 from workers.engines.base import PageInput
 from workers.internvl.batching import Request
 from workers.internvl.pages import prepare
-from workers.internvl.prompt import GROUNDING_QUESTION, IMG_CONTEXT_ID, OCR_QUESTION, build_prompt
+from workers.internvl.prompt import OCR_PROMPT, Prompts, build_prompt
 from workers.internvl.tiling import normalise, tile_uint8
 
 pytestmark = pytest.mark.internvl
@@ -39,7 +39,7 @@ def _requests(engine, sizes: list[tuple[int, int, int]], seed: int = 20) -> list
     requests = []
     for key, (w, h, max_tiles) in enumerate(sizes):
         plan, tiles = tile_uint8(_image(w, h, seed + key), max_tiles)
-        ids = engine.tokenizer(build_prompt(OCR_QUESTION, plan.tiles, "sys")).input_ids
+        ids = engine.tokenizer(build_prompt(OCR_PROMPT, plan.tiles, "sys")).input_ids
         requests.append(Request((key,), (key,), tiles, ids))
     return requests
 
@@ -127,10 +127,11 @@ def test_vision_chunks_do_not_change_features(tiny_engine):
         assert torch.allclose(one[key], all_at_once[key], atol=1e-5)
 
 
-def test_scattered_features_match_transformers_own_image_path(tiny_engine):
-    """Our prompt embeddings (features in the image slots) == transformers' forward with pixel_values."""
-    runner, model = tiny_engine.runner, tiny_engine.runner.model
-    requests = _requests(tiny_engine, [(900, 600, 6), (448, 448, 1)], seed=10)
+def test_scattered_features_match_transformers_own_image_path(tiny_engine_v2):
+    """Our prompt embeddings (features in the image slots) == transformers' forward with
+    pixel_values, on a ps_version v2 checkpoint (transformers knows no other)."""
+    runner, model = tiny_engine_v2.runner, tiny_engine_v2.runner.model
+    requests = _requests(tiny_engine_v2, [(900, 600, 6), (448, 448, 1)], seed=10)
     with torch.inference_mode():
         features = runner.encode_images(requests)
         for request in requests:
@@ -142,7 +143,8 @@ def test_scattered_features_match_transformers_own_image_path(tiny_engine):
                 logits_to_keep=1,
             ).logits[0, -1]
             assert torch.allclose(ours, theirs, atol=1e-4)
-    assert int((torch.tensor(requests[0].prompt_ids) == IMG_CONTEXT_ID).sum()) == 7 * 256
+    image_slots = torch.tensor(requests[0].prompt_ids) == runner.special.img_context
+    assert int(image_slots.sum()) == 7 * 256
 
 
 def test_out_of_device_memory_shrinks_the_stream_then_fails_only_the_page_that_cannot_fit(
@@ -215,10 +217,10 @@ def test_charts_task_runs_grounding_and_never_raises(tiny_engine):
     before = tiny_engine.stats.requests
     page = _page(800, 600, 11, tasks=("ocr", "charts"), max_tiles=2)
     result = tiny_engine.process([page])[0]
-    assert tiny_engine.stats.requests - before >= 2  # transcription + grounding
-    assert result.text == _greedy_text(tiny_engine, page)  # the grounding prompt changes no token
+    assert tiny_engine.stats.requests - before == 3  # transcription + grounding of 2 phrases
+    assert result.text == _greedy_text(tiny_engine, page)  # the grounding prompts change no token
     assert all(isinstance(w, str) for w in result.warnings)
-    assert "chart grounding: answer cut at max_new_tokens (6)" in result.warnings
+    assert "chart grounding (graph): answer cut at max_new_tokens (6)" in result.warnings
 
 
 def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
@@ -228,8 +230,8 @@ def test_grounding_answers_have_their_own_shorter_limit(tiny_engine):
         result = tiny_engine.process([_page(800, 600, 11, tasks=("ocr", "charts"))])[0]
     finally:
         options.grounding_max_new_tokens = 256
-    assert tiny_engine.stats.generated_tokens - before == 6 + 3  # decoding stopped at 3
-    assert "chart grounding: answer cut at max_new_tokens (3)" in result.warnings
+    assert tiny_engine.stats.generated_tokens - before == 6 + 2 * 3  # decoding stopped at 3
+    assert "chart grounding (chart): answer cut at max_new_tokens (3)" in result.warnings
     assert "ocr: answer cut at max_new_tokens (6)" in result.warnings
 
 
@@ -253,21 +255,25 @@ def test_a_pages_chart_prompt_reuses_its_transcription_prompts_image_tokens(tiny
     both = tiny_engine.process([PageInput(page.image, tasks=("ocr", "charts"), max_tiles=6)])[0]
     shared = stats.shared_prefix_tokens - shared_before
     assert shared > 7 * 256  # the system message and every image token, at least
-    ocr_prompt = len(tiny_engine._prompt_ids(OCR_QUESTION, 7))
-    grounding_prompt = len(tiny_engine._prompt_ids(GROUNDING_QUESTION, 7))
-    assert stats.prefilled_tokens - computed_before == ocr_prompt + grounding_prompt - shared
+    prompts = Prompts()
+    ocr_prompt = len(tiny_engine._prompt_ids(prompts.ocr, 7))
+    grounding_prompts = sum(
+        len(tiny_engine._prompt_ids(prompts.grounding_question(phrase), 7))
+        for phrase in prompts.grounding_phrases
+    )
+    assert stats.prefilled_tokens - computed_before == ocr_prompt + grounding_prompts - shared
     assert both.text == alone  # copying the prefix changes no token
 
 
 def test_a_charts_table_joins_the_running_stream_once_its_box_is_found(tiny_engine, monkeypatch):
     """Random weights point at no chart: the grounding answer's box is given here."""
     box = [10.0, 10.0, 210.0, 160.0]  # a one-tile crop
-    monkeypatch.setattr(tiny_engine, "_chart_boxes", lambda job, answer: [box])
+    monkeypatch.setattr(tiny_engine, "_chart_boxes", lambda job, answers: [box])
     pages = [_page(900, 600, 15, tasks=("ocr", "charts"), max_tiles=6), _page(448, 448, 16)]
     streams, requests = tiny_engine.stats.streams, tiny_engine.stats.requests
     results = tiny_engine.process(pages)
     assert tiny_engine.stats.streams - streams == 1  # no second pass for the tables
-    assert tiny_engine.stats.requests - requests == 4  # ocr + grounding + table, ocr
+    assert tiny_engine.stats.requests - requests == 5  # ocr + 2 groundings + table, ocr
     [chart] = results[0].charts
     assert (
         chart.bbox == box and "chart table: no table in the model's answer" in results[0].warnings
@@ -291,16 +297,3 @@ def test_chart_boxes_are_cropped_and_read_into_tables(tiny_engine):
         and "chart table: no table in the model's answer" in job.warnings
     )
     assert job.timings["charts"] > 0
-
-
-def test_tokenizer_with_wrong_ids_is_refused(tmp_path):
-    from tests.utils.tiny_internvl import INTERNVL_ADDED, tiny_vocab
-    from workers.internvl.loader import CheckpointError, load_tokenizer
-    from workers.internvl.tokenizer import AddedSpec, SpModel, build_tokenizer, save_tokenizer
-
-    swapped = INTERNVL_ADDED[:]
-    swapped[0], swapped[1] = swapped[1], swapped[0]  # </img> at 92544, <img> at 92545
-    added = [AddedSpec(92544 + i, token) for i, token in enumerate(swapped)]
-    save_tokenizer(build_tokenizer(SpModel(pieces=tiny_vocab()), added), tmp_path)
-    with pytest.raises(CheckpointError, match="<img>"):
-        load_tokenizer(tmp_path)

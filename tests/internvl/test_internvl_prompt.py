@@ -42,3 +42,43 @@ def test_prompt_token_ids(tiny_engine):
     assert end - start - 1 == 768 and set(ids[start + 1 : end]) == {92546}
     assert ids.count(92542) == 2  # <|im_end|> after system and user turns
     assert ids[-1] != 92542  # the assistant turn is left open
+
+
+def test_every_prompt_and_the_system_message_are_settings(monkeypatch):
+    from tessera.config import Settings
+    from workers.internvl.prompt import GROUNDING_PROMPT, OCR_PROMPT, SYSTEM_MESSAGE, Prompts
+
+    assert Prompts.from_settings(Settings()) == Prompts()
+    assert (Prompts().system, Prompts().ocr) == (SYSTEM_MESSAGE, OCR_PROMPT)
+    assert Prompts().grounding == GROUNDING_PROMPT
+    assert Prompts().grounding_phrases == ("chart", "graph")
+    env = {
+        "TESSERA_INTERNVL_SYSTEM_MESSAGE": "",
+        "TESSERA_INTERNVL_OCR_PROMPT": "Read it.",
+        "TESSERA_INTERNVL_GROUNDING_PROMPT": "Where is the {phrase}?",
+        "TESSERA_INTERNVL_GROUNDING_PHRASES": "bar chart, pie chart,",
+        "TESSERA_INTERNVL_TABLE_PROMPT": "Table, please.",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    prompts = Prompts.from_settings(Settings())
+    phrases = ("bar chart", "pie chart")
+    assert prompts == Prompts("", "Read it.", "Where is the {phrase}?", phrases, "Table, please.")
+    assert prompts.grounding_question("pie chart") == "Where is the pie chart?"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TESSERA_INTERNVL_GROUNDING_PROMPT", "Where is the chart?"),
+        ("TESSERA_INTERNVL_GROUNDING_PHRASES", " , "),
+    ],
+)
+def test_a_grounding_prompt_without_a_phrase_is_refused(monkeypatch, name, value):
+    from pydantic import ValidationError
+
+    from tessera.config import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()

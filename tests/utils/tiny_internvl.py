@@ -4,7 +4,8 @@ Same file layout, tensor names, packed `wqkv`/`qkv`, `mlp1` projector, config ke
 and tokenizer ids as OpenGVLab/InternVL-Chat-V1-5, with tiny widths: it feeds the
 converter and engine tests (and the GPU bench's tokenizer) without 50 GB of weights.
 Geometry that the pipeline depends on stays real: 448-pixel tiles, patch 14,
-pixel shuffle 0.5 (256 visual tokens per tile) and the full 92,553-token vocabulary.
+pixel shuffle 0.5 (256 visual tokens per tile) and the full 92,553-token vocabulary,
+and so does `ps_version`: v1 by default, as the V1-5 release has it.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ LLM = {
 }
 
 
-def tiny_vocab() -> list[tuple[str, float, int]]:
-    """(piece, score, type) for ids 0..92543: bytes, a few hundred pieces, filler, specials."""
+def tiny_vocab(specials: list[str] = INTERNLM2_SPECIALS) -> list[tuple[str, float, int]]:
+    """(piece, score, type) for ids 0..92543: bytes, a few hundred pieces, filler, and the
+    InternLM2 specials last (in the given order: a checkpoint with other ids)."""
     pieces: list[tuple[str, int]] = [("<unk>", UNKNOWN), ("<s>", CONTROL), ("</s>", CONTROL)]
     pieces += [(f"<0x{b:02X}>", BYTE) for b in range(256)]
     normal = ["\u2581"] + [chr(c) for c in range(33, 127)] + list(CJK)
@@ -90,9 +92,9 @@ def tiny_vocab() -> list[tuple[str, float, int]]:
         normal += [word[:k] for k in range(2, len(word) + 1)]
         normal += ["\u2581" + word[:k] for k in range(1, len(word) + 1)]
     pieces += [(p, NORMAL) for p in dict.fromkeys(normal)]
-    filler = SP_PIECES - len(INTERNLM2_SPECIALS) - len(pieces)
+    filler = SP_PIECES - len(specials) - len(pieces)
     pieces += [(f"[UNUSED_TOKEN_{i}]", UNUSED) for i in range(filler)]
-    pieces += [(p, USER_DEFINED) for p in INTERNLM2_SPECIALS]
+    pieces += [(p, USER_DEFINED) for p in specials]
     return [(p, -float(i) if kind == NORMAL else 0.0, kind) for i, (p, kind) in enumerate(pieces)]
 
 
@@ -112,7 +114,7 @@ def write_sentencepiece(path: Path, pieces: list[tuple[str, float, int]]) -> Non
     path.write_bytes(proto.SerializeToString())
 
 
-def original_config() -> dict:
+def original_config(ps_version: str = "v1") -> dict:
     """config.json as OpenGVLab ships it (InternVLChatModel, vision_config + llm_config)."""
     vision = {
         "architectures": ["InternVisionModel"],
@@ -148,7 +150,7 @@ def original_config() -> dict:
         "model_type": "internvl_chat",
         "downsample_ratio": 0.5,
         "force_image_size": 448,
-        "ps_version": "v2",
+        "ps_version": ps_version,
         "select_layer": -1,
         "template": "internlm2-chat",
         "dynamic_image_size": True,
@@ -217,7 +219,7 @@ def projector_tensors(init: _Init) -> dict[str, torch.Tensor]:
     }
 
 
-def llm_tensors(init: _Init) -> dict[str, torch.Tensor]:
+def llm_tensors(init: _Init, qkv_scale: float = 1.0) -> dict[str, torch.Tensor]:
     h, f = LLM["hidden_size"], LLM["intermediate_size"]
     head = h // LLM["num_attention_heads"]
     qkv_rows = (LLM["num_attention_heads"] + 2 * LLM["num_key_value_heads"]) * head
@@ -229,7 +231,7 @@ def llm_tensors(init: _Init) -> dict[str, torch.Tensor]:
     for i in range(LLM["num_hidden_layers"]):
         p = f"language_model.model.layers.{i}."
         t |= {
-            p + "attention.wqkv.weight": init.linear(qkv_rows, h),
+            p + "attention.wqkv.weight": init.normal(qkv_rows, h, std=qkv_scale * h**-0.5),
             p + "attention.wo.weight": init.linear(h, h),
             p + "feed_forward.w1.weight": init.linear(f, h),
             p + "feed_forward.w3.weight": init.linear(f, h),
@@ -245,12 +247,18 @@ def _added_entry(content: str) -> dict:
     return {"content": content, **dict.fromkeys(flags, False), "special": True}
 
 
-def write_tokenizer_files(dst: Path) -> None:
-    """tokenizer.model + the remote-code tokenizer's config, with InternVL's added tokens."""
-    write_sentencepiece(dst / "tokenizer.model", tiny_vocab())
+def write_tokenizer_files(dst: Path, other_ids: bool = False) -> None:
+    """tokenizer.model + the remote-code tokenizer's config, with InternVL's added tokens.
+
+    other_ids: the special tokens in reverse order (<|im_end|> 92539, <IMG_CONTEXT> 92550,
+    ...): an InternVL-family checkpoint whose ids are not InternVL 1.5's."""
+    specials, added = INTERNLM2_SPECIALS, INTERNVL_ADDED
+    if other_ids:
+        specials, added = specials[::-1], added[::-1]
+    write_sentencepiece(dst / "tokenizer.model", tiny_vocab(specials))
     entry = _added_entry
     decoder = {"0": entry("<unk>"), "1": entry("<s>"), "2": entry("</s>")}
-    for i, content in enumerate(INTERNLM2_SPECIALS + INTERNVL_ADDED, start=92538):
+    for i, content in enumerate(specials + added, start=92538):
         decoder[str(i)] = entry(content)
     config = {
         "added_tokens_decoder": decoder,
@@ -267,14 +275,25 @@ def write_tokenizer_files(dst: Path) -> None:
     (dst / "special_tokens_map.json").write_text(json.dumps(special))
 
 
-def build_tiny_original_checkpoint(dst: Path, seed: int = 0) -> Path:
-    """Write the tiny checkpoint into DST (created) and return DST. Deterministic for a seed."""
+def build_tiny_original_checkpoint(
+    dst: Path,
+    seed: int = 0,
+    ps_version: str = "v1",
+    other_ids: bool = False,
+    sharp_attention: bool = False,
+) -> Path:
+    """Write the tiny checkpoint into DST (created) and return DST. Deterministic for a seed.
+
+    other_ids: see write_tokenizer_files. sharp_attention: the language model's q/k/v
+    weights at 3x the usual scale, so attention picks out a few positions instead of
+    averaging hundreds of image tokens and the order of the visual tokens changes greedy
+    answers (golden tests: a transposed grid or a misplaced thumbnail must show)."""
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     init = _Init(seed)
     shards = {
         "model-00001-of-00002.safetensors": vision_tensors(init) | projector_tensors(init),
-        "model-00002-of-00002.safetensors": llm_tensors(init),
+        "model-00002-of-00002.safetensors": llm_tensors(init, 3.0 if sharp_attention else 1.0),
     }
     weight_map = {}
     for file, tensors in shards.items():
@@ -282,6 +301,6 @@ def build_tiny_original_checkpoint(dst: Path, seed: int = 0) -> Path:
         weight_map |= {name: file for name in tensors}
     index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
     (dst / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    (dst / "config.json").write_text(json.dumps(original_config(), indent=2))
-    write_tokenizer_files(dst)
+    (dst / "config.json").write_text(json.dumps(original_config(ps_version), indent=2))
+    write_tokenizer_files(dst, other_ids)
     return dst

@@ -54,7 +54,7 @@ def full_size_original_config() -> dict[str, Any]:
         "architectures": ["InternVLChatModel"],
         "downsample_ratio": 0.5,
         "force_image_size": 448,
-        "ps_version": "v2",
+        "ps_version": "v1",  # the V1-5 release's (INTERNVL.md)
         "select_layer": -1,
         "template": "internlm2-chat",
         "vision_config": dict(VISION_6B),
@@ -62,9 +62,12 @@ def full_size_original_config() -> dict[str, Any]:
     }
 
 
-def random_model(original: dict[str, Any], device: torch.device, dtype: torch.dtype):
+def random_model(
+    original: dict[str, Any], image_token_id: int, device: torch.device, dtype: torch.dtype
+):
     """InternVLForConditionalGeneration of this original-layout config, random weights, on `device`.
 
+    `image_token_id`: the `<IMG_CONTEXT>` id of the tokenizer it will be used with.
     Built directly on the device: at full size the weights (51 GB in bf16) never
     pass through host memory.
     """
@@ -72,9 +75,8 @@ def random_model(original: dict[str, Any], device: torch.device, dtype: torch.dt
 
     from workers.internvl.checkpoint_config import native_config
     from workers.internvl.loader import attention_implementation
-    from workers.internvl.prompt import IMG_CONTEXT_ID
 
-    config, _ = native_config(original, IMG_CONTEXT_ID)
+    config, _ = native_config(original, image_token_id)
     torch.manual_seed(0)
     with torch.device(device):
         model = InternVLForConditionalGeneration._from_config(

@@ -30,6 +30,7 @@ class Request:
     pixels: np.ndarray  # (tiles, 448, 448, 3) uint8 RGB, normalised on the device
     prompt_ids: list[int]
     max_new_tokens: int | None = None  # this prompt's answer limit (default: the run's)
+    keep_special_tokens: bool = False  # decode with <ref>, <box> ... kept (grounding answers)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Generation:
     """The answer to one request (or why there is none)."""
 
     text: str = ""
+    tokens: list[int] = field(default_factory=list)  # the answer's ids, <|im_end|> excluded
     new_tokens: int = 0
     truncated: bool = False  # stopped at max_new_tokens, not at <|im_end|>
     timings: dict[str, float] = field(default_factory=dict)

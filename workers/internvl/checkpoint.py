@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 from workers.internvl.checkpoint_config import ConversionError, native_config
 from workers.internvl.checkpoint_weights import rename, runtime_name, split_wqkv
-from workers.internvl.prompt import BOS_ID, IM_END_ID, IMG_CONTEXT, PAD_ID
+from workers.internvl.special_tokens import IM_END, IMG_CONTEXT
 from workers.internvl.tokenizer import (
     build_tokenizer,
     read_added_tokens,
@@ -97,7 +97,7 @@ def convert_checkpoint(
         raise ConversionError(f"{dst} already exists")
     original = json.loads((src / "config.json").read_text())
     tok = build_tokenizer(read_sentencepiece(src / "tokenizer.model"), read_added_tokens(src))
-    config, warnings = native_config(original, tok.tokenizer.token_to_id(IMG_CONTEXT))
+    config, warnings = native_config(original, _token_id(tok, IMG_CONTEXT))
     source = SourceTensors(src)
     splitter = _llm_splitter(config)
     plan = plan_shards(source, max_shard_bytes)
@@ -108,7 +108,7 @@ def convert_checkpoint(
     partial.mkdir(parents=True)
     tensors = write_shards(source, splitter, plan, partial)
     config.save_pretrained(partial)
-    _save_generation_config(partial)
+    _save_generation_config(partial, config.text_config, _token_id(tok, IM_END))
     save_tokenizer(tok, partial)
     _readable(partial)
     verify_tokenizer(partial)
@@ -117,6 +117,14 @@ def convert_checkpoint(
     return ConversionReport(
         dst, tensors, len(plan), params, str(dtype).removeprefix("torch."), warnings
     )
+
+
+def _token_id(tok, name: str) -> int:
+    """The id the source tokenizer gives a special token (the model was trained with it)."""
+    token_id = tok.tokenizer.token_to_id(name)
+    if token_id is None:
+        raise ConversionError(f"the tokenizer has no {name} token: not an InternVL checkpoint")
+    return token_id
 
 
 def _readable(out: Path) -> None:
@@ -208,14 +216,14 @@ def write_shards(source: SourceTensors, splitter, plan: list[list[str]], out: Pa
     return len(weight_map)
 
 
-def _save_generation_config(out: Path) -> None:
+def _save_generation_config(out: Path, text_config, im_end_id: int) -> None:
     """Greedy, stopping at <|im_end|> as the model card does."""
     from transformers import GenerationConfig
 
     GenerationConfig(
-        bos_token_id=BOS_ID,
-        eos_token_id=[IM_END_ID],
-        pad_token_id=PAD_ID,
+        bos_token_id=text_config.bos_token_id,
+        eos_token_id=[im_end_id],
+        pad_token_id=text_config.pad_token_id,
         do_sample=False,
         num_beams=1,
         max_new_tokens=1024,
@@ -223,7 +231,8 @@ def _save_generation_config(out: Path) -> None:
 
 
 def verify_tokenizer(path: Path) -> None:
-    """Load the written tokenizer the way the engine will; its ids must be INTERNVL.md's."""
+    """Load the written tokenizer the way the engine will; its ids must agree with the
+    written config and generation config."""
     from workers.internvl.loader import CheckpointError, load_tokenizer
 
     try:

@@ -4,6 +4,10 @@ InternLM2 is a Llama with grouped-query attention under other names, so the
 language model becomes a `LlamaConfig`; InternViT-6B maps onto
 `InternVLVisionConfig` with RMSNorm, QK-normalisation and layer scale. Values
 come from the checkpoint's own config (rope scaling included), never assumed.
+
+`ps_version` (pixel shuffle v1 or v2) has no field in transformers' config: it is
+kept as an extra key of config.json, which Tessera's engine honours (vision.py)
+and transformers' own InternVL forward ignores (it always applies v2).
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def native_config(
         vision_feature_layer=int(original.get("select_layer", -1)),
         vision_feature_select_strategy="default",
         tie_word_embeddings=False,
+        ps_version=_ps_version(original),
     )
     return config, _warnings(original)
 
@@ -108,14 +113,22 @@ def _check_supported(original: dict[str, Any]) -> None:
         raise ConversionError("InternVL 1.5 has untied embeddings; this checkpoint ties them")
 
 
+def _ps_version(original: dict[str, Any]) -> str:
+    """The original's pixel shuffle version; absent means v1, the V1-5 config class default."""
+    version = original.get("ps_version", "v1")
+    if version not in ("v1", "v2"):
+        raise ConversionError(f"unknown ps_version {version!r} (expected 'v1' or 'v2')")
+    return version
+
+
 def _warnings(original: dict[str, Any]) -> list[str]:
     """Settings transformers' InternVL cannot express; converted anyway, said out loud."""
     notes = []
-    if original.get("ps_version", "v1") != "v2":
+    if _ps_version(original) == "v1":
         notes.append(
-            f"ps_version is {original.get('ps_version', 'unset (v1)')!r}: "
-            "transformers always applies "
-            "pixel shuffle v2, the variant InternVL 1.5 was trained with (INTERNVL.md)"
+            "ps_version v1 kept in config.json: Tessera's engine applies it; transformers' "
+            "InternVLForConditionalGeneration alone applies v2 and would see each tile's "
+            "grid of visual tokens transposed (README)"
         )
     if original.get("select_layer", -1) != -1:
         notes.append(f"select_layer {original['select_layer']} kept as vision_feature_layer")

@@ -1,8 +1,9 @@
 """The InternVL 1.5 engine: pages in, Markdown and chart tables out, in device-sized batches.
 
 Every page is asked for its transcription (task "ocr") and the boxes of its
-charts (task "charts"); as soon as a page's grounding answer is in, one
-chart-to-table request per box joins the same decode stream. All requests of
+charts (task "charts": one grounding request per phrase, "chart" and "graph" by
+default); as soon as a page's grounding answers are in, one chart-to-table
+request per box they found joins the same decode stream. All requests of
 all pages and documents flow through the same decode slots, each slot refilled
 as its answer ends, so the GPU sees full batches whatever documents they came
 from and however long their answers are; each page is handed over as soon as
@@ -16,25 +17,29 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+
+import structlog
 
 from workers.engines.base import TASK_CHARTS, TASK_OCR, ChartTable, PageInput, PageResult
 from workers.internvl.batching import Generation, Request
-from workers.internvl.charts import parse_chart_table, parse_grounding
+from workers.internvl.charts import parse_chart_table
+from workers.internvl.grounding import merge_boxes, parse_grounding
 from workers.internvl.pages import ENGINE_NAME, PageJob, prepare
-from workers.internvl.prompt import GROUNDING_QUESTION, OCR_QUESTION, TABLE_QUESTION, build_prompt
+from workers.internvl.prompt import Prompts, build_prompt
 from workers.internvl.runner import GenerationRunner, RunOptions
 from workers.internvl.tiling import tile_uint8
 
-DEFAULT_SYSTEM_MESSAGE = "You are an AI assistant whose name is InternLM (书生·浦语)."
+log = structlog.get_logger(__name__)
 
 
 @dataclass
 class EngineOptions:
     max_new_tokens: int = 1024
     min_new_tokens: int = 0
-    system_message: str = DEFAULT_SYSTEM_MESSAGE
+    prompts: Prompts = field(default_factory=Prompts)
+    chat_cleanup: bool = False  # decode like the original chat() (runner.GenerationRunner.decode)
     vision_chunk_tiles: int = 128
     max_batch_rows: int = 4
     max_batch_tokens: int | None = None
@@ -47,7 +52,8 @@ class EngineOptions:
     def from_settings(cls, settings) -> EngineOptions:
         return cls(
             max_new_tokens=settings.internvl_max_new_tokens,
-            system_message=settings.internvl_system_message,
+            prompts=Prompts.from_settings(settings),
+            chat_cleanup=settings.internvl_chat_cleanup,
             vision_chunk_tiles=settings.internvl_vision_chunk_tiles,
             max_batch_rows=settings.internvl_decode_slots or settings.engine_batch_size,
             max_batch_tokens=settings.internvl_max_batch_tokens,
@@ -60,6 +66,7 @@ class EngineOptions:
             max_batch_rows=self.max_batch_rows,
             max_batch_tokens=self.max_batch_tokens,
             vision_chunk_tiles=self.vision_chunk_tiles,
+            chat_cleanup=self.chat_cleanup,
         )
 
 
@@ -89,9 +96,8 @@ class InternVLEngine:
         model = load_model(
             settings.model_path, device, resolve_dtype(settings.internvl_dtype, device)
         )
-        return cls(
-            model, load_tokenizer(settings.model_path), EngineOptions.from_settings(settings)
-        )
+        tokenizer = load_tokenizer(settings.model_path, model.config)
+        return cls(model, tokenizer, EngineOptions.from_settings(settings))
 
     @property
     def stats(self):
@@ -104,7 +110,7 @@ class InternVLEngine:
     def process_iter(self, pages: list[PageInput]) -> Iterator[tuple[int, PageResult]]:
         """(index, result) for each page as soon as its last answer is in: its transcription,
         its chart grounding and a table per chart found. A page's table requests join the
-        running stream as soon as its grounding answer is in."""
+        running stream as soon as its grounding answers are in."""
         jobs = [prepare(i, page) for i, page in enumerate(pages)]
         first = {job.index: self._first_requests(job) if job.ok else [] for job in jobs}
         for job in jobs:
@@ -113,13 +119,18 @@ class InternVLEngine:
                 yield job.index, job.result()
         missing = Counter({index: len(requests) for index, requests in first.items()})
         answers: dict[int, dict[tuple, Generation]] = defaultdict(dict)
+        grounding: dict[int, dict[int, Generation]] = defaultdict(dict)
         boxes: dict[int, list[list[float]]] = {}
 
         def tables_for(key: tuple, answer: Generation) -> list[Request]:
+            """After a page's last grounding answer: a table request per box found."""
             if key[1] != "grounding":
                 return []
             job = jobs[key[0]]
-            boxes[job.index] = self._chart_boxes(job, answer)
+            grounding[job.index][key[2]] = answer
+            if len(grounding[job.index]) < len(self.options.prompts.grounding_phrases):
+                return []
+            boxes[job.index] = self._chart_boxes(job, grounding.pop(job.index))
             tables = self._table_requests(job, boxes[job.index])
             missing[job.index] += len(tables)
             return tables
@@ -128,6 +139,13 @@ class InternVLEngine:
         room = max((self._table_prompt_room(job) for job in jobs if job.ok), default=0)
         for key, answer in self.runner.iter_run(requests, tables_for, room):
             index = key[0]
+            log.debug(
+                "internvl.answer",
+                page=jobs[index].page.ref,
+                request=list(key[1:]),
+                tokens=answer.tokens,
+                truncated=answer.truncated,
+            )
             answers[index][key] = answer
             missing[index] -= 1
             if not missing[index]:
@@ -135,27 +153,41 @@ class InternVLEngine:
                 yield index, jobs[index].result()
 
     def _encode_prompt(self, question: str, tiles: int) -> tuple[int, ...]:
-        prompt = build_prompt(question, tiles, self.options.system_message, self.tokens_per_tile)
+        prompt = build_prompt(question, tiles, self.options.prompts.system, self.tokens_per_tile)
         return tuple(self.tokenizer(prompt).input_ids)
 
     def _request(
-        self, key: tuple, image_key: tuple, pixels, tiles: int, question: str, limit: int
+        self,
+        key: tuple,
+        image_key: tuple,
+        pixels,
+        tiles: int,
+        question: str,
+        limit: int,
+        markup: bool = False,
     ) -> Request:
-        return Request(key, image_key, pixels, list(self._prompt_ids(question, tiles)), limit)
+        ids = list(self._prompt_ids(question, tiles))
+        return Request(key, image_key, pixels, ids, limit, keep_special_tokens=markup)
 
     @property
     def grounding_limit(self) -> int:
         return min(self.options.grounding_max_new_tokens, self.options.max_new_tokens)
 
     def _first_requests(self, job: PageJob) -> list[Request]:
+        """The transcription request and one grounding request per phrase (kept markup)."""
+        prompts = self.options.prompts
         ask = []
         if job.wants(TASK_OCR):
-            ask.append(("ocr", OCR_QUESTION, self.options.max_new_tokens))
+            ask.append(((job.index, "ocr"), prompts.ocr, self.options.max_new_tokens, False))
         if job.wants(TASK_CHARTS):
-            ask.append(("grounding", GROUNDING_QUESTION, self.grounding_limit))
+            limit = self.grounding_limit
+            ask += [
+                ((job.index, "grounding", k), prompts.grounding_question(phrase), limit, True)
+                for k, phrase in enumerate(prompts.grounding_phrases)
+            ]
         return [
-            self._request((job.index, kind), (job.index,), job.pixels, job.plan.tiles, q, limit)
-            for kind, q, limit in ask
+            self._request(key, (job.index,), job.pixels, job.plan.tiles, q, limit, markup)
+            for key, q, limit, markup in ask
         ]
 
     def _table_prompt_room(self, job: PageJob) -> int:
@@ -163,22 +195,28 @@ class InternVLEngine:
         if not job.wants(TASK_CHARTS):
             return 0
         tiles = self._chart_tiles(job)
-        return len(self._prompt_ids(TABLE_QUESTION, tiles + 1 if tiles > 1 else 1))
+        return len(self._prompt_ids(self.options.prompts.table, tiles + 1 if tiles > 1 else 1))
 
     def _chart_tiles(self, job: PageJob) -> int:
         return min(self.options.chart_max_tiles, job.max_tiles)
 
-    def _chart_boxes(self, job: PageJob, answer: Generation) -> list[list[float]]:
-        """The chart boxes (page pixels) a grounding answer points at."""
-        grounding = job.take("chart grounding", answer, self.grounding_limit)
-        if grounding is None:
-            return []
+    def _chart_boxes(self, job: PageJob, answers: dict[int, Generation]) -> list[list[float]]:
+        """The chart boxes (page pixels) a page's grounding answers (by phrase index) point
+        at, the same region found by two phrases once, at most `max_charts_per_page`."""
         image = job.page.image
-        boxes, warnings = parse_grounding(
-            grounding, image.width, image.height, self.options.max_charts_per_page
-        )
-        job.warnings += warnings
-        return boxes
+        phrases = self.options.prompts.grounding_phrases
+        boxes: list[list[float]] = []
+        for k, answer in sorted(answers.items()):
+            text = job.take(f"chart grounding ({phrases[k]})", answer, self.grounding_limit)
+            if text is not None:
+                found, warnings = parse_grounding(text, image.width, image.height)
+                boxes += found
+                job.warnings += warnings
+        boxes = merge_boxes(boxes)
+        cap = self.options.max_charts_per_page
+        if len(boxes) > cap:
+            job.warnings.append(f"chart grounding: {len(boxes)} boxes, kept the first {cap}")
+        return boxes[:cap]
 
     def _finish(
         self, job: PageJob, answers: dict[tuple, Generation], boxes: list[list[float]]
@@ -211,7 +249,7 @@ class InternVLEngine:
                     (job.index, "chart", k),
                     pixels,
                     plan.tiles,
-                    TABLE_QUESTION,
+                    self.options.prompts.table,
                     self.options.max_new_tokens,
                 )
             )

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from workers.internvl.prompt import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKEN_IDS
-from workers.internvl.tokenizer import special_token_problems
+from workers.internvl.special_tokens import special_token_problems
+from workers.internvl.vision import ps_version
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -40,7 +40,11 @@ def attention_implementation(device: torch.device) -> str:
 
 
 def load_model(path: Path, device: torch.device, dtype: torch.dtype):
-    """InternVLForConditionalGeneration in eval mode on `device` (no remote code)."""
+    """InternVLForConditionalGeneration in eval mode on `device` (no remote code).
+
+    Raises CheckpointError for a folder that is not a converted checkpoint, tied
+    embeddings, or a missing/unknown `ps_version` (vision.py).
+    """
     from transformers import InternVLForConditionalGeneration
 
     if not (Path(path) / "config.json").exists():
@@ -51,19 +55,25 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype):
     model = InternVLForConditionalGeneration.from_pretrained(str(path), **kwargs)
     if model.config.tie_word_embeddings or model.config.text_config.tie_word_embeddings:
         raise CheckpointError("InternVL 1.5 has untied embeddings; this checkpoint ties them")
+    try:
+        ps_version(model.config)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
     return model.to(device).eval()
 
 
-def load_tokenizer(path: Path):
-    """The converted tokenizer; refuses one whose special-token ids differ from the model's."""
-    from transformers import AutoTokenizer
+def load_tokenizer(path: Path, config=None):
+    """The converted tokenizer; refuses one whose special tokens disagree with the checkpoint's
+    config.json (`image_token_id`, bos/eos/pad) or generation_config.json (stop at
+    `<|im_end|>`). `config`: the loaded model's, else read from `path`."""
+    from transformers import AutoTokenizer, GenerationConfig, InternVLConfig
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    problems = special_token_problems(
-        tokenizer, {**SPECIAL_TOKEN_IDS, "<s>": BOS_ID, "</s>": EOS_ID}
-    )
-    if tokenizer.pad_token_id != PAD_ID:
-        problems.append(f"pad id {tokenizer.pad_token_id}, expected {PAD_ID}")
+    config = config or InternVLConfig.from_pretrained(str(path))
+    eos = None  # no generation_config.json: the engine stops at <|im_end|> regardless
+    if (Path(path) / "generation_config.json").exists():
+        eos = GenerationConfig.from_pretrained(str(path)).eos_token_id
+    problems = special_token_problems(tokenizer, config, eos)
     if problems:
-        raise CheckpointError("tokenizer does not match InternVL 1.5: " + "; ".join(problems))
+        raise CheckpointError("tokenizer and checkpoint disagree: " + "; ".join(problems))
     return tokenizer

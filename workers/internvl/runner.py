@@ -21,8 +21,9 @@ import torch
 
 from workers.internvl.batching import Generation, Request, plan_streams, shrink_on_failure
 from workers.internvl.decode import DecodeOptions, PrefillCounts, PromptQueue, decode_stream
-from workers.internvl.prompt import IM_END_ID, IMG_CONTEXT_ID, PAD_ID
+from workers.internvl.special_tokens import SpecialTokens
 from workers.internvl.tiling import normalise_tensor
+from workers.internvl.vision import image_features
 
 # follow_up(request key, its answer) -> the requests that answer calls for
 FollowUp = Callable[[tuple, Generation], list[Request]]
@@ -36,6 +37,8 @@ class RunOptions:
     max_batch_tokens: int | None = None  # KV cache positions per stream (slots x room)
     vision_chunk_tiles: int = 128
     check_every: int = 4
+    # decode like the original chat(): no space before . , ? ! 's n't ... (text.py, README)
+    chat_cleanup: bool = False
 
 
 @dataclass
@@ -58,6 +61,7 @@ class GenerationRunner:
         self.model = model
         self.tokenizer = tokenizer
         self.options = options
+        self.special = SpecialTokens.from_tokenizer(tokenizer)
         self.stats = RunStats()
 
     @property
@@ -115,8 +119,8 @@ class GenerationRunner:
         options = DecodeOptions(
             max_new_tokens=self.options.max_new_tokens,
             min_new_tokens=self.options.min_new_tokens,
-            eos_id=IM_END_ID,
-            pad_id=PAD_ID,
+            eos_id=self.special.im_end,
+            pad_id=self.special.pad,
             check_every=self.options.check_every,
         )
         lengths = [len(r.prompt_ids) for r in stream]
@@ -151,18 +155,29 @@ class GenerationRunner:
     ) -> Generation:
         """The answer, charged its image's vision time and its share of the decode batch's
         time (its time in a slot / slots)."""
-        content, new_tokens, truncated = split_answer(tokens, self._limit(request))
+        content, new_tokens, truncated = split_answer(
+            tokens, self._limit(request), self.special.im_end
+        )
         in_slot = time.perf_counter() - features.admitted_at[id(request)]
         s = self.stats
         s.requests += 1
         s.prompt_tokens += len(request.prompt_ids)
         s.generated_tokens += len(tokens)
         return Generation(
-            text=self.tokenizer.decode(content, skip_special_tokens=True),
+            text=self.decode(content, request.keep_special_tokens),
+            tokens=content,
             new_tokens=new_tokens,
             truncated=truncated,
             timings={"vision": features.share(request), "generate": in_slot / slots},
         )
+
+    def decode(self, tokens: list[int], keep_special_tokens: bool = False) -> str:
+        """An answer's text. Special tokens are dropped, as the original `chat()` drops them,
+        unless kept (grounding answers: `<ref>`, `<box>` are special tokens). With
+        `chat_cleanup`, the space before punctuation goes too, as the original InternLM2
+        tokenizer's decode does (its `convert_tokens_to_string` calls this very function)."""
+        text = self.tokenizer.decode(tokens, skip_special_tokens=not keep_special_tokens)
+        return self.tokenizer.clean_up_tokenization(text) if self.options.chat_cleanup else text
 
     def _limit(self, request: Request) -> int:
         return min(
@@ -182,20 +197,14 @@ class GenerationRunner:
         return {key: f.reshape(-1, f.shape[-1]) for key, f in zip(images, split)}
 
     def _features(self, pixels: np.ndarray) -> torch.Tensor:
-        model = self.model
-        values = normalise_tensor(torch.from_numpy(pixels).to(self.device), model.dtype)
-        out = model.model.get_image_features(
-            pixel_values=values,
-            vision_feature_layer=model.config.vision_feature_layer,
-            vision_feature_select_strategy=model.config.vision_feature_select_strategy,
-        )
-        return getattr(out, "pooler_output", out)  # transformers 5.x returns an output object
+        values = normalise_tensor(torch.from_numpy(pixels).to(self.device), self.model.dtype)
+        return image_features(self.model, values)
 
     def embed(self, request: Request, features: torch.Tensor) -> torch.Tensor:
         """The prompt's token embeddings (length, hidden), image features in the `<IMG_CONTEXT>` slots."""
         ids = torch.tensor(request.prompt_ids, dtype=torch.long, device=self.device)
         embeds = self.model.get_input_embeddings()(ids)
-        slots = ids == IMG_CONTEXT_ID
+        slots = ids == self.special.img_context
         if int(slots.sum()) != features.shape[0]:
             raise RuntimeError(
                 f"{int(slots.sum())} image slots but {features.shape[0]} image features"
@@ -282,10 +291,11 @@ def shared_prefixes(stream: list[Request]) -> dict[int, tuple[int, int]]:
     return shared
 
 
-def split_answer(row: list[int], max_new_tokens: int) -> tuple[list[int], int, bool]:
-    """(tokens before <|im_end|>, tokens generated incl. <|im_end|>, stopped by the length limit)."""
-    if IM_END_ID in row:
-        end = row.index(IM_END_ID)
+def split_answer(row: list[int], max_new_tokens: int, end_id: int) -> tuple[list[int], int, bool]:
+    """(tokens before `end_id` (<|im_end|>), tokens generated incl. it, stopped by the length
+    limit)."""
+    if end_id in row:
+        end = row.index(end_id)
         return row[:end], end + 1, False
     return row, len(row), len(row) >= max_new_tokens
 

@@ -182,13 +182,3 @@ def save_tokenizer(files: TokenizerFiles, dst: Path) -> None:
     }
     (dst / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False))
     (dst / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
-
-
-def special_token_problems(tokenizer, expected: dict[str, int]) -> list[str]:
-    """Differences between the tokenizer's ids and the ids the model was trained with."""
-    problems = []
-    for content, want in expected.items():
-        got = tokenizer.convert_tokens_to_ids(content)
-        if got != want:
-            problems.append(f"{content}: id {got}, expected {want}")
-    return problems
