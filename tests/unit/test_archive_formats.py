@@ -12,8 +12,11 @@ import numpy as np
 import pikepdf
 import pytest
 from PIL import Image, ImageDraw
+from typer.testing import CliRunner
 
+from tessera.cli import app
 from tessera.config import Settings
+from tessera.formats import parse_formats
 from tessera.synthetic import char_error_rate, font
 from workers.outputs.fonts import text_layer_fonts
 from workers.outputs.hocr import document_hocr
@@ -194,3 +197,15 @@ def test_searchable_pdf_places_each_line_on_its_box(document, pdf: bytes) -> Non
             assert "".join(w[0] for w in mine).replace(" ", "") == line["text"].replace(" ", "")
             assert min(w[1] for w in mine) == pytest.approx(x0, abs=3)
             assert max(w[3] for w in mine) == pytest.approx(x1, abs=3)
+
+
+def test_format_names_are_parsed_once_in_order_and_unknown_ones_refused(tmp_path) -> None:  # noqa: ANN001
+    assert [f.suffix for f in parse_formats(" pdf,hocr,TXT,pdf ")] == [".pdf", ".hocr", ".txt"]
+    for names, problem in (("pdf,docx", "unknown format 'docx'"), (" , ", "no format given")):
+        with pytest.raises(ValueError, match=problem):
+            parse_formats(names)
+    source = tmp_path / "a.png"
+    source.write_bytes(_png(Image.new("RGB", (50, 50), "white")))
+    result = CliRunner().invoke(app, ["run", str(source), "--out", str(tmp_path), "--format", "docx"])
+    assert result.exit_code == 2 and "unknown format 'docx'" in result.output
+    assert not (tmp_path / "a").exists()  # refused before any work
