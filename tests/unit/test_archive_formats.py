@@ -199,13 +199,32 @@ def test_searchable_pdf_places_each_line_on_its_box(document, pdf: bytes) -> Non
             assert max(w[3] for w in mine) == pytest.approx(x1, abs=3)
 
 
-def test_format_names_are_parsed_once_in_order_and_unknown_ones_refused(tmp_path) -> None:  # noqa: ANN001
+def test_format_names_are_parsed_once_in_order_and_unknown_ones_refused(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     assert [f.suffix for f in parse_formats(" pdf,hocr,TXT,pdf ")] == [".pdf", ".hocr", ".txt"]
     for names, problem in (("pdf,docx", "unknown format 'docx'"), (" , ", "no format given")):
         with pytest.raises(ValueError, match=problem):
             parse_formats(names)
     source = tmp_path / "a.png"
     source.write_bytes(_png(Image.new("RGB", (50, 50), "white")))
+    # the CLI's logging would bind CliRunner's stderr, closed after the call, for later tests
+    monkeypatch.setattr("tessera.logs.configure_logging", lambda *args, **kwargs: None)
     result = CliRunner().invoke(app, ["run", str(source), "--out", str(tmp_path), "--format", "docx"])
     assert result.exit_code == 2 and "unknown format 'docx'" in result.output
     assert not (tmp_path / "a").exists()  # refused before any work
+
+
+def test_vertical_cjk_columns_stay_in_the_text_layer() -> None:
+    """Columns of vertical Chinese (tall, narrow boxes) are drawn running down the page; laid as a
+    horizontal line the renderer would judge their box implausible and drop the text."""
+    image, face = Image.new("L", (500, 700), 255), font("zh", 40)
+    draw, lines = ImageDraw.Draw(image), []
+    for column, text in enumerate(["北方仓库季度报告", "请于周五之前提交"]):
+        x = 380 - 150 * column
+        for index, char in enumerate(text):
+            draw.text((x, 40 + 48 * index), char, fill=0, font=face)
+        lines.append({"text": text, "bbox": [x, 40, x + 42, 40 + 48 * len(text)], "confidence": 0.99})
+    page = OutputPage(1, 500, 700, "v", {"source": "image"}, done=True, text="\n".join(l["text"] for l in lines),
+                      lines=lines, positioned=True)
+    pdf = searchable_pdf([page], lambda _: _png(image.convert("RGB")), text_layer_fonts(WQY), assumed_dpi=200).data
+    assert pdf_search(pdf, "北方仓库季度报告") == [1] and pdf_search(pdf, "请于周五之前提交") == [1]
+    assert char_error_rate(pdf_text(pdf, 1), page.text) == 0
