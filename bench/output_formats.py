@@ -101,7 +101,7 @@ def measure(rt: Runtime, pages: list[OutputPage], results: list[dict], fonts, re
     times summed over the document's pages."""
     settings, count = rt.settings, len(pages)
     engine = 1000 * sum(result["timings"]["ocr"] for result in results)
-    txt = median_ms(lambda: build_txt(pages, settings, "t"), repeat)
+    txt = median_ms(lambda: build_txt(pages), repeat)
     hocr = median_ms(lambda: build_hocr(pages, settings, "t"), repeat)
     build = searchable_pdf(pages, rt.blobs.get, fonts, assumed_dpi=settings.default_dpi)
     pdf = median_ms(lambda: searchable_pdf(pages, rt.blobs.get, fonts, assumed_dpi=settings.default_dpi), repeat)

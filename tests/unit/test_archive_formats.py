@@ -14,6 +14,8 @@ import pytest
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
+from storage.blobs import BlobKeys, BlobNotFound
+from storage.models import Job, Page, PageStatus
 from tessera.cli import app
 from tessera.config import Settings
 from tessera.formats import parse_formats
@@ -24,7 +26,9 @@ from workers.outputs.page_images import encode_for_pdf
 from workers.outputs.page_size import MAX_SIDE_PT, physical_size
 from workers.outputs.pages import OutputPage
 from workers.outputs.searchable_pdf import searchable_pdf
+from workers.outputs.store import store_archive_formats
 from workers.outputs.text import document_txt
+from workers.runtime import Runtime
 from tests.utils.archive_checks import (
     hocr_lines,
     hocr_problems,
@@ -228,3 +232,19 @@ def test_vertical_cjk_columns_stay_in_the_text_layer() -> None:
     pdf = searchable_pdf([page], lambda _: _png(image.convert("RGB")), text_layer_fonts(WQY), assumed_dpi=200).data
     assert pdf_search(pdf, "北方仓库季度报告") == [1] and pdf_search(pdf, "请于周五之前提交") == [1]
     assert char_error_rate(pdf_text(pdf, 1), page.text) == 0
+
+
+def test_a_format_that_cannot_be_built_leaves_the_others_and_says_so(tmp_path) -> None:  # noqa: ANN001
+    """A page image that is gone (or will not decode) costs the job its PDF, not its other results."""
+    rt = Runtime(Settings(home=tmp_path))
+    job = Job(id="j" * 32, tenant_id="t" * 32, filename="lost.pdf")
+    page = Page(job_id=job.id, tenant_id=job.tenant_id, page_no=1, status=PageStatus.DONE,
+                image_key=BlobKeys.page_image(job.tenant_id, job.id, 1), width=400, height=300,
+                render={"source": "image"})
+    result = {"text": "kept text", "lines": [], "positioned": False, "engine": "internvl"}
+    warnings = store_archive_formats(rt, job, [page], {1: result})
+    assert len(warnings) == 1 and warnings[0].startswith("the pdf result could not be built: BlobNotFound")
+    assert rt.blobs.get(BlobKeys.result(job.tenant_id, job.id, "txt")) == b"kept text\n"
+    assert b"kept text" in rt.blobs.get(BlobKeys.result(job.tenant_id, job.id, "hocr"))
+    with pytest.raises(BlobNotFound):
+        rt.blobs.get(BlobKeys.result(job.tenant_id, job.id, "pdf"))

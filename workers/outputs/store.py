@@ -32,7 +32,7 @@ from workers.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
-def build_txt(pages: list[OutputPage], settings: Settings, title: str) -> bytes:  # noqa: ARG001
+def build_txt(pages: list[OutputPage]) -> bytes:
     return document_txt(pages).encode("utf-8")
 
 
@@ -57,7 +57,7 @@ def store_archive_formats(rt: Runtime, job: Job, pages: list[Page],
     `results`: each page's stored result by page number (None: the page has none)."""
     outputs = [output_page(page, results.get(page.page_no)) for page in pages]
     title = job.filename or job.id
-    builders = {"txt": lambda: build_txt(outputs, rt.settings, title),
+    builders = {"txt": lambda: build_txt(outputs),
                 "hocr": lambda: build_hocr(outputs, rt.settings, title),
                 "pdf": lambda: build_pdf(outputs, rt.settings, title, rt.blobs.get)}
     warnings = []
