@@ -60,10 +60,10 @@ class PageResult:
     charts: list[ChartTable] = field(default_factory=list)
     tiles: dict[str, Any] | None = None  # {"grid": [cols, rows], "count": n} (thumbnail counted)
     lines: list[dict[str, Any]] = field(default_factory=list)
-    positioned: bool = False
     recognition: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds, by stage
+    positioned: bool = False  # last, so positional construction elsewhere keeps its meaning
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
