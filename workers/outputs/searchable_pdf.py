@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,18 +52,15 @@ def searchable_pdf(pages: list[OutputPage], load_image: Callable[[str], bytes], 
     build = PdfBuild(b"", sizes={page.page_no: size for page, size in zip(pages, sizes)},
                      unpositioned=[page.page_no for page in pages
                                    if page.done and page.text.strip() and not page.positioned])
-    with tempfile.TemporaryDirectory(prefix="tessera-pdf-") as scratch:
-        folder = Path(scratch)
-        document = pikepdf.new()
-        sources = []  # copied pages read their data from these until the file is saved
-        for page, size in zip(pages, sizes):
-            one = _write(folder / f"{page.page_no:05d}.pdf",
-                         _image_page(load_image(page.image_key), size, build, page.page_no, jpeg_quality))
-            sources.append(pikepdf.open(one))
-            document.pages.append(sources[-1].pages[0])
-        sources.append(pikepdf.open(_write(folder / "text.pdf",
-                                           text_layer_pdf(list(zip(pages, sizes)), fonts))))
-        for target, layer in zip(document.pages, sources[-1].pages):
+    with tempfile.TemporaryDirectory(prefix="tessera-pdf-") as scratch, ExitStack() as opened:
+        folder, document = Path(scratch), pikepdf.new()
+        for page, size in zip(pages, sizes):  # copied pages read from their files until the save
+            png = load_image(page.image_key)
+            one = _write(folder / f"{page.page_no:05d}.pdf", _image_page(png, size, build, page.page_no,
+                                                                         jpeg_quality))
+            document.pages.append(opened.enter_context(pikepdf.open(one)).pages[0])
+        text = _write(folder / "text.pdf", text_layer_pdf(list(zip(pages, sizes)), fonts))
+        for target, layer in zip(document.pages, opened.enter_context(pikepdf.open(text)).pages):
             target.add_overlay(layer)
         _describe(document, title, build.unpositioned)
         document.save(folder / "out.pdf", compress_streams=True,
