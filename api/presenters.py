@@ -10,6 +10,7 @@ from api.pagination import as_utc
 from api.schemas import ErrorInfo, JobOut, PageOut, PageSummary, ProgressOut
 from storage import jobs as job_repo
 from storage.models import Job, Page, PageStatus
+from workers.outputs.pages import is_positioned
 
 def job_out(session: Session, job: Job, progress: job_repo.Progress | None = None) -> JobOut:
     """`progress` may be passed when it was computed for many jobs at once (listings)."""
@@ -51,6 +52,7 @@ def page_out(page: Page, result: dict | None) -> PageOut:
         body.charts = result.get("charts") or []
         body.tiles = result.get("tiles")
         body.lines = result.get("lines") or []
+        body.positioned = is_positioned(result)
         body.recognition = result.get("recognition") or {}
         body.warnings = result.get("warnings") or []
         body.timings = result.get("timings") or {}

@@ -105,7 +105,7 @@ class PageOut(BaseModel):
         "lines": [{"text": "Quarterly report", "bbox": [150, 148, 612, 196], "confidence": 0.998},
                   {"text": "Revenue grew 12% ...", "bbox": [150, 236, 1310, 280],
                    "confidence": 0.991}],
-        "charts": [], "tiles": None, "engine": "rapidocr", "rotation": 180,
+        "positioned": True, "charts": [], "tiles": None, "engine": "rapidocr", "rotation": 180,
         "render": {"source": "pdf", "box": "CropBox", "box_pt": [0, 0, 612, 792], "dpi": 200,
                    "pdf_rotate": 0, "scan_ppi": 150.0, "rotation": 180,
                    "orientation": {"rotate": 180, "confidence": 0.925, "decided": True,
@@ -125,6 +125,10 @@ class PageOut(BaseModel):
         "text lines in reading order: {text, bbox: [x0, y0, x1, y1] in the stored page image's "
         "pixels, confidence 0-1}; their texts joined by newlines are `text`. Empty when the "
         "engine gives no geometry (internvl)"))
+    positioned: bool | None = Field(None, description=(
+        "true: `lines` carry the engine's boxes (rapidocr), and the searchable PDF and hOCR place "
+        "the text on the page; false: the engine gave text without geometry (internvl), which "
+        "the PDF carries unplaced; null until the page is done"))
     charts: list[dict[str, Any]] = Field(default_factory=list)
     tiles: dict[str, Any] | None = None
     engine: str | None = None

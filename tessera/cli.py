@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from tessera.config import Settings, get_settings
+from tessera.formats import DEFAULT_FORMATS, RESULT_FORMATS, parse_formats
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Tessera: documents in, text and chart tables out.")
@@ -168,11 +169,17 @@ def run(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="files or folders")],
     out: Annotated[Path, typer.Option(help="where results go")],
     options: Annotated[str | None, typer.Option(help="job options as JSON")] = None,
+    formats: Annotated[str, typer.Option("--format", help=(
+        f"result files to write, comma-separated: {', '.join(RESULT_FORMATS)}"))] = DEFAULT_FORMATS,
 ) -> None:
     """One-shot local processing, no server: every stage runs in this process."""
     from tessera.local_run import run_locally
 
-    failed = run_locally(get_settings(), paths, out, options)
+    try:
+        wanted = parse_formats(formats)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--format") from exc
+    failed = run_locally(get_settings(), paths, out, options, wanted)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(600, ge=0)
     rate_limit_reads_per_minute: int = Field(0, ge=0)
 
+    # Archive formats (workers/outputs/): the font that carries CJK text in the searchable PDF's
+    # invisible layer (Debian's fonts-wqy-microhei; missing: a glyphless font carries it), and the
+    # JPEG quality of its photographic pages.
+    pdf_cjk_font: Path | None = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    pdf_jpeg_quality: int = Field(85, ge=30, le=95)
+
     # Clients (tessera submit).
     server: str = "http://127.0.0.1:8000"
     api_key: str | None = None

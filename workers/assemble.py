@@ -1,4 +1,5 @@
-"""The assemble stage: one document result (JSON and Markdown) from the page results."""
+"""The assemble stage: one document result (JSON and Markdown) from the page results, and the
+archive formats (txt, hOCR, searchable PDF: workers/outputs/)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys
 from storage.models import Job, JobStatus, Page, PageStatus
+from workers.outputs.store import store_archive_formats
 from workers.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -28,7 +30,9 @@ def assemble_job(rt: Runtime, job_id: str) -> None:
     rt.blobs.put(BlobKeys.result(job.tenant_id, job.id, "md"),
                  to_markdown(entries).encode("utf-8"), "text/markdown; charset=utf-8")
     _remove_stray_results(rt, job, pages)
-    _finish(rt, job, pages)
+    results = {entry["page"]: entry for entry in entries if entry["status"] == PageStatus.DONE}
+    warnings = store_archive_formats(rt, job, pages, results) if results else []
+    _finish(rt, job, pages, warnings)
 
 
 def _remove_stray_results(rt: Runtime, job: Job, pages: list[Page]) -> None:
@@ -59,16 +63,16 @@ def to_markdown(entries: list[dict[str, Any]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _finish(rt: Runtime, job: Job, pages: list[Page]) -> None:
+def _finish(rt: Runtime, job: Job, pages: list[Page], warnings: list[str]) -> None:
     done = sum(page.status == PageStatus.DONE for page in pages)
-    values: dict[str, object] = {}
+    values: dict[str, object] = {"warnings": list(job.warnings or []) + warnings} if warnings else {}
     if done == len(pages):
         status = JobStatus.SUCCEEDED
     elif done:
         status = JobStatus.PARTIALLY_SUCCEEDED
     else:
         status = JobStatus.FAILED
-        values = {"error_code": "all_pages_failed", "error_message": "no page could be processed"}
+        values.update(error_code="all_pages_failed", error_message="no page could be processed")
     with rt.sessions.begin() as session:  # the job.finished webhook goes out with this commit
         moved = job_repo.transition_job(session, job.id, (JobStatus.ASSEMBLING,), status, **values)
         gone = not moved and job_repo.get_job(session, job.id) is None

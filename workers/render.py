@@ -116,6 +116,9 @@ def _displayed(index: int, frame: Image.Image) -> RenderedPage:
     """A frame turned and mirrored as its Orientation tag says, in RGB over white."""
     tag = frame.getexif().get(EXIF_ORIENTATION)
     render: dict[str, Any] = {"source": "image", "frame": index}
+    dpi = frame.info.get("dpi")  # JFIF, EXIF, PNG pHYs or TIFF resolution: the page's physical size
+    if isinstance(dpi, tuple) and len(dpi) == 2 and all(float(v) > 0 for v in dpi):
+        render["image_dpi"] = [round(float(v), 2) for v in dpi]
     if tag in ORIENTATIONS and tag != 1:
         degrees, mirrored = ORIENTATIONS[tag]
         render.update(exif_orientation=tag, exif_rotate=degrees, exif_mirrored=mirrored)

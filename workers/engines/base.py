@@ -50,7 +50,9 @@ class PageResult:
 
     `lines`: [{text, bbox: [x0, y0, x1, y1] in the page image's pixels, confidence 0-1}] in
     reading order, their texts joined by newlines making `text`; empty when the engine gives no
-    geometry (InternVL). `recognition`: the resolution the engine read the page at
+    geometry (InternVL). `positioned`: the engine places its lines (their boxes are real); False
+    for engines that give text without geometry, whose text the archive formats carry unplaced.
+    `recognition`: the resolution the engine read the page at
     ({"width", "height", "scale"} and how: "strips" for rapidocr, "tiles" for InternVL)."""
 
     text: str
@@ -61,6 +63,7 @@ class PageResult:
     recognition: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds, by stage
+    positioned: bool = False  # last, so positional construction elsewhere keeps its meaning
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -69,7 +69,7 @@ class RapidOcrEngine:
 
     def _one(self, ocr: Any, page: PageInput) -> PageResult:
         started = time.perf_counter()
-        result = PageResult(text="", engine=self.name)
+        result = PageResult(text="", engine=self.name, positioned=True)
         pixels = np.asarray(page.image.convert("RGB"))
         strips = plan_strips(pixels.shape[1], pixels.shape[0])
         try:
