@@ -297,3 +297,11 @@ def test_chart_boxes_are_cropped_and_read_into_tables(tiny_engine):
         and "chart table: no table in the model's answer" in job.warnings
     )
     assert job.timings["charts"] > 0
+
+
+def test_every_result_says_the_resolution_it_was_read_at(tiny_engine) -> None:  # noqa: ANN001
+    letter, tall = tiny_engine.process([_page(448, 448, 3, max_tiles=1), _page(300, 3000, 4, max_tiles=2)])
+    assert letter.recognition == {"width": 448, "height": 448, "scale": 1.0, "tiles": 1}
+    assert not any("resolution" in warning for warning in letter.warnings)
+    assert tall.recognition["scale"] < 0.5 and tall.recognition["height"] == 2 * 448
+    assert any(warning.startswith("read at ") for warning in tall.warnings)

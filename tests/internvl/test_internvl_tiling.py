@@ -153,3 +153,13 @@ def test_device_normalisation_matches_cpu():
     on_cpu = normalise(tiles)
     on_device = normalise_tensor(torch.from_numpy(tiles), torch.float32).numpy()
     assert np.array_equal(on_cpu, on_device)
+
+
+def test_the_resolution_a_page_is_read_at_is_its_tile_grid_and_a_low_one_is_a_warning() -> None:
+    from workers.internvl.pages import LOW_SCALE, recognition_of
+
+    letter = plan_tiles(1700, 2200, max_tiles=12)  # 3x4 grid: 1344x1792
+    assert recognition_of(letter) == {"width": 1344, "height": 1792, "scale": round(1344 / 1700, 3),
+                                      "tiles": letter.tiles}
+    statement = plan_tiles(1700, 10000, max_tiles=12)  # a long statement on a 12-tile budget
+    assert recognition_of(statement)["scale"] < LOW_SCALE

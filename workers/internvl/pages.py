@@ -15,9 +15,10 @@ import numpy as np
 from workers.engines.base import TASK_CHARTS, TASK_OCR, ChartTable, PageInput, PageResult
 from workers.internvl.batching import Generation
 from workers.internvl.text import clean_transcription
-from workers.internvl.tiling import MAX_TILES_LIMIT, TilePlan, tile_uint8
+from workers.internvl.tiling import MAX_TILES_LIMIT, TILE_SIZE, TilePlan, tile_uint8
 
 ENGINE_NAME = "internvl"
+LOW_SCALE = 0.5  # a page read at less than half its resolution gets a warning
 KNOWN_TASKS = (TASK_OCR, TASK_CHARTS)
 
 
@@ -60,17 +61,33 @@ class PageJob:
         return answer.text
 
     def result(self) -> PageResult:
-        tiles = None
+        tiles, recognition = None, {}
         if self.plan is not None:
             tiles = {"grid": list(self.plan.grid), "count": self.plan.tiles}
+            recognition = recognition_of(self.plan)
+            if recognition["scale"] < LOW_SCALE:
+                self.warnings.append(
+                    f"read at {recognition['scale']:.0%} of the page's resolution (a {tiles['grid'][0]}x"
+                    f"{tiles['grid'][1]} grid of {TILE_SIZE}-px tiles); a higher max_tiles reads finer print")
         return PageResult(
             text=clean_transcription(self.text),
             engine=ENGINE_NAME,
             charts=self.charts,
             tiles=tiles,
+            recognition=recognition,
             warnings=self.warnings,
             timings=self.timings,
         )
+
+
+def recognition_of(plan: TilePlan) -> dict[str, object]:
+    """The resolution InternVL reads a page at: the page resized onto its tile grid (the
+    thumbnail aside). `scale` is the smaller of the two axes' factors (1.0: the page's own
+    pixels; below it, finer print is lost; above it, a small page is enlarged)."""
+    cols, rows = plan.grid
+    scale = min(cols * TILE_SIZE / plan.width, rows * TILE_SIZE / plan.height)
+    return {"width": cols * TILE_SIZE, "height": rows * TILE_SIZE, "scale": round(scale, 3),
+            "tiles": plan.tiles}
 
 
 def prepare(index: int, page: PageInput) -> PageJob:
