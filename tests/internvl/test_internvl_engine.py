@@ -46,19 +46,25 @@ def _requests(engine, sizes: list[tuple[int, int, int]], seed: int = 20) -> list
 
 def _greedy_text(engine, page: PageInput) -> str:
     """The reference for a page's transcription: transformers' own greedy `generate` on the
-    engine's model, with the engine's prompt and tiles, cut and cleaned as the engine does."""
-    from workers.internvl.prompt import IM_END_ID
+    engine's model, with the engine's prompt and tiles, cut and cleaned as the engine does.
+    transformers' own image path always applies pixel shuffle v2, so the image tokens' embeddings
+    are filled with the checkpoint's features (v1 as released: workers/internvl/vision.py, checked
+    against the original forward in test_internvl_checkpoint.py) and generate runs on embeddings."""
     from workers.internvl.text import clean_transcription
+    from workers.internvl.vision import image_features
 
     plan, pixels = tile_uint8(page.image, page.max_tiles)
-    ids = list(engine._prompt_ids(OCR_QUESTION, plan.tiles))
+    ids = torch.tensor([engine._prompt_ids(engine.options.prompts.ocr, plan.tiles)])
     model = engine.runner.model
     with torch.inference_mode():
-        out = model.generate(input_ids=torch.tensor([ids]), do_sample=False, num_beams=1,
-                             pixel_values=torch.from_numpy(normalise(pixels)).to(model.dtype),
-                             max_new_tokens=engine.options.max_new_tokens)
-    tokens = out[0, len(ids):].tolist()
-    tokens = tokens[: tokens.index(IM_END_ID)] if IM_END_ID in tokens else tokens
+        features = image_features(model, torch.from_numpy(normalise(pixels)).to(model.dtype))
+        embeds = model.get_input_embeddings()(ids)
+        embeds[ids == model.config.image_token_id] = features.reshape(-1, embeds.shape[-1])
+        out = model.generate(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), do_sample=False,
+                             num_beams=1, max_new_tokens=engine.options.max_new_tokens)
+    tokens = out[0].tolist()  # from embeddings, generate returns the new tokens only
+    end = engine.runner.special.im_end
+    tokens = tokens[: tokens.index(end)] if end in tokens else tokens
     return clean_transcription(engine.tokenizer.decode(tokens, skip_special_tokens=True))
 
 
