@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Integer, cast, extract, func, literal, select
+from sqlalchemy import ColumnElement, Integer, cast, extract, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage.models import Page, PageStatus, utcnow
@@ -87,13 +87,13 @@ def _per_minute(session: Session, column: InstrumentedAttribute, since: datetime
 
 
 def _minutes_after(session: Session, column: InstrumentedAttribute, since: datetime) -> ColumnElement:
-    """Whole minutes from `since` to `column`, in SQL. Rows are filtered to `column >= since`, so
-    truncation is the floor. PostgreSQL: epoch arithmetic on timestamptz; SQLite (which stores
-    naive UTC text): julian days."""
+    """Whole minutes from `since` (a whole minute) to `column`, in SQL, for rows at or after
+    `since`. PostgreSQL: epoch arithmetic on timestamptz; SQLite (which stores naive UTC text):
+    whole seconds since the epoch, in integers (julian days, in floating point, put a timestamp
+    on a minute's first instant into the minute before)."""
     if session.bind.dialect.name == "postgresql":
         return func.floor(extract("epoch", column - since) / 60)
-    start = literal(since.replace(tzinfo=None).isoformat(sep=" "))
-    return cast((func.julianday(column) - func.julianday(start)) * 1440, Integer)
+    return (cast(func.strftime("%s", column), Integer) - int(since.timestamp())) // 60
 
 
 def _bucket(minutes: list[Minute], index: int) -> Minute:
