@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(poppler-utils poppler-data postgresql redis-server fonts-wqy-microhei
               fonts-dejavu-core docker-compose python3-venv)
+# Headless Chromium and its driver for the dashboard's browser tests (tests/browser)
+APT_PACKAGES+=(chromium chromium-driver)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # kubectl's built-in kustomize renders infra/k8s in the tests. A kubectl already installed is
 # kept (Debian's kubernetes-client would clash with it); else Debian's (kubectl 1.20).

@@ -82,6 +82,7 @@ def test_last_event_id_parsing(value: str | None, resume: Resume) -> None:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to parse the dashboard script")
-def test_dashboard_script_parses() -> None:
-    script = Path(__file__).resolve().parents[2] / "api" / "static" / "dashboard.js"
+@pytest.mark.parametrize("script", sorted((Path(__file__).resolve().parents[2] / "api" / "static").glob("*.js")),
+                         ids=lambda path: path.name)
+def test_dashboard_script_parses(script: Path) -> None:
     subprocess.run(["node", "--check", str(script)], check=True, capture_output=True, timeout=30)
