@@ -9,8 +9,10 @@ the render plan and tiling the pipeline itself uses), and the totals.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
@@ -26,7 +28,11 @@ from tessera.errors import InvalidInput, UnsupportedArchive
 from workers.internvl.tiling import TILE_SIZE, TOKENS_PER_TILE
 from workers.preview import DocumentPlan, plan_document
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/plan", tags=["jobs"])
+PLAN_BODY = copy.deepcopy(SUBMIT_BODY)
+PLAN_BODY["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]["description"] = (
+    "a document (PDF, PNG, JPEG or TIFF) or an archive of them (zip, tar, tar.gz)")
 
 
 class PagePlanOut(BaseModel):
@@ -87,7 +93,7 @@ PLAN_ERRORS = error_responses(
 
 
 @router.post("", response_model=PlanOut, summary="Plan a submission without running it",
-             responses=PLAN_ERRORS, openapi_extra=SUBMIT_BODY)
+             responses=PLAN_ERRORS, openapi_extra=PLAN_BODY)
 async def plan_submission(request: Request, _tenant: TenantDep, settings: SettingsDep) -> PlanOut:
     """Pages, tile plans and visual tokens of a document or an archive's documents, with the
     given options; nothing is stored or queued."""
@@ -117,6 +123,9 @@ def _entry(name: str, data: bytes | None, error: InvalidInput | None, options: J
             return _document(name, _plan_one(data, options, settings))
         except InvalidInput as exc:
             error = exc
+        except Exception:  # noqa: BLE001 (one odd entry must not sink the plan, as in a batch)
+            log.exception("plan.entry_crashed", name=name[:200])
+            error = InvalidInput("the document could not be inspected", code="internal_error")
     error = error or InvalidInput("the entry could not be read")
     return DocumentPlanOut(name=name, media_type=None, page_count=None, pages=[], tiles=0,
                            visual_tokens=0, warnings=[],

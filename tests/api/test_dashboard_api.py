@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
+from storage.db import make_engine
 from tests.api.helpers import pdf
 from tests.utils.tessera_procs import ApiClient
 
@@ -136,3 +138,20 @@ def test_batches_are_listed_newest_first_for_their_tenant_only(stack) -> None:  
     totals = rest["batches"][0]["totals"]
     assert (totals["entries"], totals["jobs"], totals["rejected"]) == (2, 1, 1)
     assert mallory.http.get("/v1/batches").json() == {"batches": [], "next_cursor": None}
+
+
+def test_the_tile_grid_is_the_engines_when_internvl_read_the_page(stack) -> None:  # noqa: ANN001
+    client = stack.new_client()
+    job = client.wait(client.submit(pdf(1, "grid"), "grid.pdf", {"max_tiles": 40}).json()["id"])
+    planned = client.http.get(f"/v1/jobs/{job['id']}/pages/1/tiles").json()
+    assert planned["source"] == "plan" and planned["max_tiles"] == 40
+    # The digest engine reports no grid; InternVL stores the one it used in the page's row
+    # (workers/infer.py: tile_grid = the result's tiles), as here.
+    engine = make_engine(stack.sqlalchemy_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE pages SET tile_grid = :grid WHERE job_id = :job"),
+                           {"grid": json.dumps({"grid": [2, 3], "count": 7}), "job": job["id"]})
+    engine.dispose()
+    used = client.http.get(f"/v1/jobs/{job['id']}/pages/1/tiles").json()
+    assert (used["source"], used["grid"], used["tiles"], used["thumbnail"], used["visual_tokens"]) == \
+        ("engine", [2, 3], 7, True, 7 * 256)
