@@ -26,8 +26,10 @@ from workers.internvl.tiling import MAX_TILES_LIMIT, TILE_SIZE, TOKENS_PER_TILE,
 router = APIRouter(prefix="/v1/jobs", tags=["pages"])
 NOT_FOUND = (404, "`not_found`: no such job for this tenant, or page; `no_image`: the page's "
                   "image is gone")
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+# application/octet-stream: a stored image of no known type (and what client generators read)
 IMAGE_OK = {"description": "the page image as stored (PNG), in the pixels of the page's `lines`",
-            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+            "content": {"image/png": BINARY, "application/octet-stream": BINARY}}
 DEFAULT_MAX_TILES = JobOptions.model_fields["max_tiles"].default
 
 

@@ -9,7 +9,6 @@ the render plan and tiling the pipeline itself uses), and the totals.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import structlog
@@ -19,7 +18,6 @@ from pydantic import BaseModel, Field
 
 from api.archives import open_archive
 from api.deps import SettingsDep, TenantDep
-from api.routes.jobs import SUBMIT_BODY
 from api.schemas import UNAUTHORIZED, ErrorInfo, JobOptions, error_responses
 from api.submission import parse_options, safe_display_name
 from api.uploads import read_multipart
@@ -30,9 +28,12 @@ from workers.preview import DocumentPlan, plan_document
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/plan", tags=["jobs"])
-PLAN_BODY = copy.deepcopy(SUBMIT_BODY)
-PLAN_BODY["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]["file"]["description"] = (
-    "a document (PDF, PNG, JPEG or TIFF) or an archive of them (zip, tar, tar.gz)")
+UPLOAD = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary",
+             "description": "a document (PDF, PNG, JPEG or TIFF) or an archive of them (zip, tar, tar.gz)"},
+    "options": {"type": "string", "contentMediaType": "application/json",
+                "contentSchema": JobOptions.model_json_schema(), "description": "JobOptions as JSON"}}}
+PLAN_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": UPLOAD}}}}
 
 
 class PagePlanOut(BaseModel):
