@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api import metrics, webhooks_api
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, install_rate_limit
-from api.routes import batches, dashboard, events, health, jobs, pages
+from api.routes import batches, dashboard, events, health, jobs, page_images, pages, plan, queue
 from tessera.config import Settings
 from workers.celery_app import configure
 from workers.enqueue import CeleryEnqueuer
@@ -25,6 +25,9 @@ def create_app(settings: Settings, worker_supervisor: object | None = None) -> F
     app.include_router(health.router)
     app.include_router(jobs.router, dependencies=[RateLimit])
     app.include_router(pages.router, dependencies=[RateLimit])
+    app.include_router(page_images.router, dependencies=[RateLimit])
+    app.include_router(plan.router, dependencies=[RateLimit])
+    app.include_router(queue.router, dependencies=[RateLimit])
     app.include_router(events.router, dependencies=[RateLimit])
     app.include_router(batches.router, dependencies=[RateLimit])
     app.include_router(webhooks_api.router, dependencies=[RateLimit])

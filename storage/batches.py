@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, exists, select, update
+from sqlalchemy import and_, event, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Batch, Job, JobStatus, utcnow
@@ -69,13 +70,40 @@ def jobs_of(session: Session, batch_id: str) -> list[Job]:
 
 def totals(jobs: list[Job], entries: list[dict[str, Any]]) -> dict[str, int]:
     """Counts by job status, plus `entries`, `jobs` and `rejected` (entries without a job)."""
-    counts = Counter(job.status for job in jobs)
+    return totals_of(Counter(job.status for job in jobs), entries)
+
+
+def totals_of(counts: Counter[str], entries: list[dict[str, Any]]) -> dict[str, int]:
+    """`totals` from the batch's job counts by status."""
+    jobs = sum(counts.values())
     out = {status: counts.get(status, 0) for status in
            (JobStatus.QUEUED, JobStatus.SPLITTING, JobStatus.PROCESSING, JobStatus.ASSEMBLING,
             *JobStatus.FINAL)}
     rejected = sum(1 for entry in entries if entry.get("error"))
-    return {"entries": max(len(entries), len(jobs) + rejected), "jobs": len(jobs),
-            "rejected": rejected, **out}
+    return {"entries": max(len(entries), jobs + rejected), "jobs": jobs, "rejected": rejected, **out}
+
+
+def list_batches(session: Session, tenant_id: str, *, before: tuple[datetime, str] | None = None,
+                 limit: int = 20) -> list[Batch]:
+    """A tenant's batches, newest first; `before` is the (created_at, id) of the previous page's
+    last batch (keyset pagination, as storage.jobs.list_jobs)."""
+    query = select(Batch).where(Batch.tenant_id == tenant_id)
+    if before is not None:
+        created_at, batch_id = before
+        query = query.where(or_(Batch.created_at < created_at,
+                                and_(Batch.created_at == created_at, Batch.id < batch_id)))
+    return list(session.scalars(query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)))
+
+
+def job_counts(session: Session, batch_ids: list[str]) -> dict[str, Counter[str]]:
+    """Each batch's jobs counted by status, in one query."""
+    counts: dict[str, Counter[str]] = {batch_id: Counter() for batch_id in batch_ids}
+    if batch_ids:
+        rows = session.execute(select(Job.batch_id, Job.status, func.count())
+                               .where(Job.batch_id.in_(batch_ids)).group_by(Job.batch_id, Job.status))
+        for batch_id, status, count in rows:
+            counts[batch_id][status] = count
+    return counts
 
 
 def seal(session: Session, batch_id: str, entries: list[dict[str, Any]]) -> bool:

@@ -123,7 +123,7 @@ def claim_pages(session: Session, page_ids: list[int], worker_id: str, lease_unt
             update(Page)
             .where(Page.id == page_id, Page.status.in_((PageStatus.QUEUED, PageStatus.PENDING)))
             .values(status=PageStatus.RUNNING, attempt=Page.attempt + 1, worker_id=worker_id,
-                    lease_expires_at=lease_until, updated_at=utcnow())
+                    lease_expires_at=lease_until, started_at=utcnow(), updated_at=utcnow())
         )
         if result.rowcount == 1:
             claimed.append(session.get(Page, page_id, populate_existing=True))

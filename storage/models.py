@@ -119,6 +119,10 @@ class Page(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "page_no", name="uq_pages_job_page"),
         Index("ix_pages_status", "status"),
+        # the queue panel's per-minute counts over the last hour (storage/queue_stats.py)
+        Index("ix_pages_created_at", "created_at"),
+        Index("ix_pages_started_at", "started_at"),
+        Index("ix_pages_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -143,6 +147,7 @@ class Page(Base):
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)  # its latest attempt's claim
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

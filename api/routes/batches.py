@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.archives import Entry, open_archive
+from api import pagination
 from api.pagination import as_utc
 from api.deps import BlobsDep, EnqueuerDep, SessionDep, SettingsDep, TenantDep
 from api.schemas import ErrorBody, ErrorInfo, JobOptions
@@ -89,6 +90,20 @@ class BatchOut(BaseModel):
     links: dict[str, str]
 
 
+class BatchSummary(BaseModel):
+    id: str
+    status: str  # receiving | processing | finished
+    source: str
+    created_at: datetime
+    totals: dict[str, int]
+    links: dict[str, str]
+
+
+class BatchList(BaseModel):
+    batches: list[BatchSummary] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+
+
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON schema with its `$defs` inlined (the OpenAPI document cannot see them)."""
     defs = schema.pop("$defs", {})
@@ -146,6 +161,27 @@ async def submit_batch(
         webhook_url=webhook_url, options=options, idempotency_key=idempotency_key, entries=entries)
     body = (await run_in_threadpool(batch_out, session, batch)).model_dump(mode="json")
     return JSONResponse(body, status_code=202 if created else 200)
+
+
+@router.get("", response_model=BatchList, summary="List batches, newest first", responses=ERRORS)
+def list_batches(
+    session: SessionDep, tenant: TenantDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="batches per page")] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> BatchList:
+    """The caller's batches with their totals; a batch's entries are at GET /v1/batches/{id}."""
+    before = pagination.decode_job_cursor(cursor) if cursor is not None else None
+    batches = batch_repo.list_batches(session, tenant.id, before=before, limit=limit + 1)
+    more, batches = len(batches) > limit, batches[:limit]
+    counts = batch_repo.job_counts(session, [batch.id for batch in batches])
+    summaries = [BatchSummary(
+        id=batch.id, source=batch.source, created_at=as_utc(batch.created_at),
+        status=_status(batch, any(counts[batch.id][s] for s in JobStatus.OPEN)),
+        totals=batch_repo.totals_of(counts[batch.id], batch.entries),
+        links={"self": f"/v1/batches/{batch.id}"}) for batch in batches]
+    last = batches[-1] if more else None
+    return BatchList(batches=summaries,
+                     next_cursor=pagination.job_cursor(last.created_at, last.id) if last else None)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=ERRORS)
@@ -277,8 +313,7 @@ def batch_out(session: Session, batch: Batch) -> BatchOut:
     listed = {entry.get("job_id") for entry in batch.entries}
     entries += [EntryOut(index=None, name=job.filename or job.id, job_id=job.id, status=job.status)
                 for job in jobs if job.id not in listed]  # still receiving, or cut off
-    open_jobs = any(job.status not in JobStatus.FINAL for job in jobs)
-    status = "receiving" if batch.sealed_at is None else "processing" if open_jobs else "finished"
+    status = _status(batch, any(job.status not in JobStatus.FINAL for job in jobs))
     finished_at = None
     if status == "finished":
         finished_at = batch.finished_at or max((j.finished_at for j in jobs if j.finished_at),
@@ -288,6 +323,10 @@ def batch_out(session: Session, batch: Batch) -> BatchOut:
                     finished_at=None if finished_at is None else as_utc(finished_at),
                     totals=batch_repo.totals(jobs, batch.entries), entries=entries,
                     links={"self": f"/v1/batches/{batch.id}"})
+
+
+def _status(batch: Batch, open_jobs: bool) -> str:
+    return "receiving" if batch.sealed_at is None else "processing" if open_jobs else "finished"
 
 
 def _entry_out(entry: dict[str, Any], jobs: dict) -> EntryOut:

@@ -16,7 +16,7 @@ router = APIRouter(tags=["dashboard"])
 # The page runs only its own script and talks only to this server.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                               "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; "
                                "form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.api.helpers import pdf
 
 pytestmark = pytest.mark.slow
+# The dashboard's own scripts (markdown-it is vendored: its output is never used as HTML, markdown.js)
+DASHBOARD_MODULES = sorted(path for path in (Path(__file__).resolve().parents[2] / "api" / "static").glob("*.js")
+                           if not path.name.startswith("markdown-it"))
 JOB_ROUTES = [("GET", ""), ("GET", "/pages"), ("GET", "/pages/1"), ("GET", "/result"),
-              ("GET", "/result?format=csv"), ("GET", "/events"), ("POST", "/cancel"), ("DELETE", "")]
+              ("GET", "/result?format=csv"), ("GET", "/events"), ("POST", "/cancel"), ("DELETE", ""),
+              ("GET", "/pages/1/image"), ("GET", "/pages/1/tiles")]
 
 
 def test_another_tenants_job_is_not_found_on_every_route(stack) -> None:  # noqa: ANN001
@@ -26,7 +32,8 @@ def test_another_tenants_job_is_not_found_on_every_route(stack) -> None:  # noqa
 
 def test_every_route_needs_a_key(embedded) -> None:  # noqa: ANN001
     anonymous = embedded.server.client("tsk_not-a-key")
-    for method, path in [("GET", "/v1/jobs"), *[(m, f"/v1/jobs/{'0' * 32}{p}") for m, p in JOB_ROUTES]]:
+    tenant_wide = [("GET", "/v1/jobs"), ("GET", "/v1/batches"), ("GET", "/v1/queue"), ("POST", "/v1/plan")]
+    for method, path in [*tenant_wide, *[(m, f"/v1/jobs/{'0' * 32}{p}") for m, p in JOB_ROUTES]]:
         response = anonymous.http.request(method, path)
         assert response.status_code == 401, (method, path)
         assert response.json()["error"]["code"] == "unauthorized"
@@ -115,9 +122,13 @@ def test_dashboard_is_served_without_a_key(embedded) -> None:  # noqa: ANN001
     page = http.get("/", headers={"Authorization": ""})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<script src="/static/dashboard.js"' in page.text and 'id="jobs"' in page.text
-    assert "script-src 'self'" in page.headers["content-security-policy"]
-    script = http.get("/static/dashboard.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
-    assert "localStorage" in script.text and "/v1/jobs" in script.text and ".innerHTML" not in script.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "img-src 'self' data: blob:;" in policy
+    scripts = {path.name: http.get(f"/static/{path.name}") for path in DASHBOARD_MODULES}
+    for name, script in scripts.items():
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"], name
+        for sink in (".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script.text, (name, sink)  # document text reaches the DOM as text only
+    assert "localStorage" in scripts["api.js"].text and "/v1/jobs" in scripts["jobs.js"].text
     assert http.get("/static/dashboard.css").status_code == 200
     assert http.get("/static/../storage/models.py").status_code == 404

@@ -39,7 +39,7 @@ MAX_EXAMPLES = int(os.environ.get("TESSERA_FUZZ_MAX_EXAMPLES", "40"))
 REQUEST_TIMEOUT_S = 30.0
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-EXPECTED_OPERATIONS = 16  # the v1 contract, /healthz, /readyz, /metrics and the dashboard
+EXPECTED_OPERATIONS = 21  # the v1 contract, /healthz, /readyz, /metrics and the dashboard
 
 settings.register_profile(
     "tessera-fuzz",
@@ -84,7 +84,8 @@ def api_schema(fuzz_api):  # noqa: ANN001, ANN201
 
     @schema.hook("flatmap_case")
     def _real_files(context, case):  # noqa: ANN001, ANN202
-        samples = {"/v1/jobs": fuzz_api.documents, "/v1/batches": fuzz_api.archives}.get(case.path)
+        samples = {"/v1/jobs": fuzz_api.documents, "/v1/batches": fuzz_api.archives,
+                   "/v1/plan": fuzz_api.documents + fuzz_api.archives}.get(case.path)
         if (case.method.upper() != "POST" or not samples or not isinstance(case.body, dict)
                 or not (case.media_type or "").startswith("multipart/form-data")):
             return st.just(case)
@@ -147,5 +148,7 @@ def test_the_fuzzer_reached_every_operation_past_authentication(record_property)
     for label in ("GET /v1/jobs/{job_id}", "GET /v1/jobs/{job_id}/pages",
                   "GET /v1/jobs/{job_id}/pages/{page_no}", "GET /v1/jobs/{job_id}/result",
                   "GET /v1/jobs/{job_id}/events", "DELETE /v1/jobs/{job_id}",
-                  "GET /v1/batches/{batch_id}"):
+                  "GET /v1/batches/{batch_id}", "GET /v1/jobs/{job_id}/pages/{page_no}/image",
+                  "GET /v1/jobs/{job_id}/pages/{page_no}/tiles", "POST /v1/plan", "GET /v1/queue",
+                  "GET /v1/batches"):
         assert label in reached, f"{label} never answered 2xx: {dict(RESPONSES.get(label, {}))}"
