@@ -4,7 +4,7 @@ size as it will be stored, and the InternVL tile plan and visual tokens of each.
 The same decisions the pipeline makes, from the same functions: the checks and page selection
 of submission (`inspect_document`, `parse_page_range`, `plan_renders`: the dpi each PDF page
 renders at, workers/render_plan.py), the pixel size pdftoppm gives the page's box at that dpi
-(`poppler_pixels`) turned by its /Rotate (workers/render.py renders it so), an image's size after its EXIF/TIFF
+(`render_plan.rendered_size`) turned by its /Rotate (workers/render.py renders it so), an image's size after its EXIF/TIFF
 orientation (render.py turns it so), and the tile plan the InternVL engine cuts that stored
 image into (workers/internvl/tiling.py `plan_tiles`, with the job's `max_tiles`).
 
@@ -14,7 +14,6 @@ rendered (workers/orientation.py), which swaps its width and height and so may c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageSequence
@@ -24,7 +23,7 @@ from tessera.errors import CorruptDocument, ImageTooLarge
 from workers.documents import TIFF, DocumentInfo, inspect_document, open_image, parse_page_range, plan_renders
 from workers.internvl.tiling import TilePlan, plan_tiles
 from workers.render import EXIF_ORIENTATION
-from workers.pdf_layout import PdfPage
+from workers.render_plan import rendered_size
 
 QUARTER_TURN_EXIF = {5, 6, 7, 8}  # EXIF orientations that swap width and height (CIPA DC-008)
 
@@ -76,37 +75,10 @@ def plan_document(data: bytes, settings: Settings, *, pages: str | None = None,
 def _pdf_page(info: DocumentInfo, number: int, dpi: int, warnings: tuple[str, ...],
               max_tiles: int) -> PagePlan:
     page = info.pdf.pages[number - 1]
-    width, height = poppler_pixels(page, dpi)
+    width, height = rendered_size(page, dpi)
     if page.rotate % 180:
         width, height = height, width
     return PagePlan(number, width, height, dpi, plan_tiles(width, height, max_tiles), warnings)
-
-
-def poppler_pixels(page: PdfPage, dpi: int) -> tuple[int, int]:
-    """The pixel size pdftoppm renders the page's visible box at `dpi`, before /Rotate.
-
-    Poppler reads a PDF's real numbers digit by digit (its Lexer: `x += scale * digit; scale *=
-    0.1`), which is not always the nearest double: `210.48` is 210.48000000000002 to it, so a
-    210.48 pt tall page at 1200 dpi renders 3509 pixels tall, where 210.48 * 1200 / 72 is 3508.0
-    (render_plan.rendered_size says 3508). The size is ceil(side * dpi / 72) on poppler's values
-    (tests/unit/test_preview.py renders random boxes to check it)."""
-    x0, y0, x1, y1 = (_as_poppler_reads(value) for value in page.crop_box)
-    return math.ceil(abs(x1 - x0) * dpi / 72), math.ceil(abs(y1 - y0) * dpi / 72)
-
-
-def _as_poppler_reads(value: float) -> float:
-    """The double poppler's lexer makes of the number written in the file. pikepdf gives the
-    nearest double of that decimal, whose shortest repr is the decimal again (PDF numbers have
-    far fewer than 15 significant digits)."""
-    text = repr(float(value))
-    if "e" in text or "n" in text:  # exponent form, inf, nan: no digit string to replay
-        return float(value)
-    negative, (whole, _, fraction) = text.startswith("-"), text.lstrip("-").partition(".")
-    result, scale = float(int(whole)), 0.1
-    for digit in fraction:
-        result += scale * int(digit)
-        scale *= 0.1
-    return -result if negative else result
 
 
 def _image_pages(data: bytes, media_type: str, numbers: list[int], max_pixels: int,

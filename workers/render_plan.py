@@ -42,9 +42,29 @@ class PageRender:
 
 
 def rendered_size(page: PdfPage, dpi: int) -> tuple[int, int]:
-    """Pixel size poppler gives the visible box at `dpi` (before /Rotate; area is the same)."""
-    width_pt, height_pt = page.size_pt
-    return math.ceil(width_pt * dpi / 72 - 1e-6), math.ceil(height_pt * dpi / 72 - 1e-6)
+    """The pixel size pdftoppm renders the page's visible box at `dpi`, before /Rotate (the
+    area is the same after it): ceil(side * dpi / 72) on the box as poppler reads it.
+
+    Poppler reads a PDF's real numbers digit by digit (its Lexer: `x += scale * digit; scale *=
+    0.1`), which is not always the nearest double: `210.48` is 210.48000000000002 to it, so a
+    210.48 pt tall page at 1200 dpi renders 3509 pixels tall, where 210.48 * 1200 / 72 is 3508.0.
+    tests/unit/test_preview.py renders random boxes to check it."""
+    x0, y0, x1, y1 = (_as_poppler_reads(value) for value in page.crop_box)
+    return math.ceil(abs(x1 - x0) * dpi / 72), math.ceil(abs(y1 - y0) * dpi / 72)
+
+
+def _as_poppler_reads(value: float) -> float:
+    """The double poppler's lexer makes of a number written in the file. The box comes from
+    `pdfinfo -box` as a short decimal, whose shortest repr is that decimal again."""
+    text = repr(float(value))
+    if "e" in text or "n" in text:  # exponent form, inf, nan: no digit string to replay
+        return float(value)
+    negative, (whole, _, fraction) = text.startswith("-"), text.lstrip("-").partition(".")
+    result, scale = float(int(whole)), 0.1
+    for digit in fraction:
+        result += scale * int(digit)
+        scale *= 0.1
+    return -result if negative else result
 
 
 def finest_dpi_within(page: PdfPage, max_pixels: int) -> int:
