@@ -204,7 +204,8 @@ def test_document_text_and_names_stay_text_and_charts_are_tables(browser: WebDri
     tenant_id = _tenant(dashboard, job)
     # The CPU engines find no charts; the page's stored result is given text and a chart the way
     # the InternVL engine writes them (workers/internvl/charts.py), as a hostile document would.
-    LocalBlobStore(dashboard.home / "blobs").put(BlobKeys.page_result(tenant_id, job["id"], 1), json.dumps({
+    key = BlobKeys.page_result(tenant_id, job["id"], 1, page["attempt"])  # the attempt the row names
+    LocalBlobStore(dashboard.home / "blobs").put(key, json.dumps({
         **page, "text": HOSTILE_TEXT, "lines": [], "charts": [{
             "bbox": [10, 10, 200, 100], "title": "Sales <b>by</b> quarter",
             "table": {"columns": ["Quarter", "Sales"], "rows": [["Q1", "10"], ["Q2", "<i>14</i>"]]}}],
