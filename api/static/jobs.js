@@ -8,6 +8,9 @@ export const RESULT_FORMATS = [
   { format: "json", label: "JSON", extension: "json" },
   { format: "markdown", label: "Markdown", extension: "md" },
   { format: "csv", label: "Charts CSV", extension: "csv" },
+  { format: "txt", label: "Plain text", extension: "txt" },
+  { format: "hocr", label: "hOCR", extension: "hocr" },
+  { format: "pdf", label: "Searchable PDF", extension: "pdf" },
 ];
 const FINAL = ["succeeded", "partially_succeeded", "failed", "cancelled"];
 const state = { jobs: [], cursor: null, selected: null };

@@ -12,7 +12,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.utils.browser import profile_dir, start_chromium, wait_for
+from tests.utils.browser import downloads_dir, profile_dir, start_chromium, wait_for
 from tests.utils.tessera_procs import ApiClient, Server, create_api_key, tessera_env
 
 
@@ -46,6 +46,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 def chromium() -> Iterator[WebDriver]:
     profile = profile_dir()
     driver = start_chromium(profile)
+    driver.downloads = downloads_dir(profile)  # where the test finds what the user saved
     try:
         yield driver
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 
 import pytest
@@ -85,6 +86,13 @@ def test_log_in_submit_watch_it_finish_and_read_its_pages(browser: WebDriver) ->
                             text_of(browser, "detail-error")))
     row = browser.find_element(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
     assert "lighthouse.pdf" in row.text and "succeeded" in row.text and "2/2" in row.text
+    labels = [button.text for button in browser.find_elements(By.CSS_SELECTOR, "#downloads button")]
+    assert labels == ["JSON", "Markdown", "Charts CSV", "Plain text", "hOCR", "Searchable PDF"]
+    browser.find_element(By.CSS_SELECTOR, '#downloads button[data-format="pdf"]').click()
+    saved = browser.downloads / f"{job_id}.pdf"
+    wait_for(lambda: saved.exists() and saved.stat().st_size > 0, what="the searchable PDF to be saved")
+    searchable = subprocess.run(["pdftotext", str(saved), "-"], capture_output=True, text=True).stdout
+    assert searchable.count("\f") == 2 and "Invoice 4471" in searchable.split("\f")[1]
 
     browser.find_element(By.CSS_SELECTOR, "#pages a.page-link").click()
     wait_for(lambda: "page 1 (1 of 2)" in text_of(browser, "page-title"), what="page 1")

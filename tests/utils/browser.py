@@ -39,8 +39,15 @@ def start_chromium(profile: Path) -> WebDriver:
     options.binary_location = CHROMIUM
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    # what the user saves lands in the profile's downloads/ (downloads_dir), without a prompt
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads_dir(profile)),
+                                              "download.prompt_for_download": False})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def downloads_dir(profile: Path) -> Path:
+    return profile / "downloads"
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, what: str = "the page",
