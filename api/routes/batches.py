@@ -18,18 +18,18 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.archives import Entry, open_archive
+from api.bodies import openapi_body, read_json, read_multipart
 from api.pagination import as_utc
 from api.deps import BlobsDep, EnqueuerDep, SessionDep, SettingsDep, TenantDep
 from api.schemas import ErrorBody, ErrorInfo, JobOptions
 from api.sources import S3Source, UrlSource, check_url, fetch_all, list_s3_prefix, s3_client
-from api.submission import create_job, parse_options, read_upload
+from api.submission import create_job
 from storage import batches as batch_repo
 from storage.models import Batch, BatchSource, JobStatus
 from storage.webhooks import enqueue_batch_finished_webhook
@@ -40,7 +40,6 @@ from tessera.errors import (
     EmptyBatch,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     TesseraError,
     TooManyEntries,
     UnsupportedMediaType,
@@ -51,7 +50,6 @@ from workers.webhooks import send_soon
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 413, 415, 422, 429)}
-MULTIPART_SLACK = 1024 * 1024  # form boundaries and small fields around the archive
 
 
 class BatchSourcesIn(BaseModel):
@@ -90,27 +88,10 @@ class BatchOut(BaseModel):
     links: dict[str, str]
 
 
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON schema with its `$defs` inlined (the OpenAPI document cannot see them)."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: walk(value) for key, value in node.items()}
-        return [walk(item) for item in node] if isinstance(node, list) else node
-
-    return walk(schema)
-
-
-OPENAPI_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "zip, tar or tar.gz"},
-        "options": {"type": "string", "description": "job options as JSON, for every job"},
-        "webhook_url": {"type": "string"}}}},
-    "application/json": {"schema": _inline_refs(BatchSourcesIn.model_json_schema())},
-}}}
+OPENAPI_BODY = openapi_body({
+    "file": {"type": "string", "format": "binary", "description": "zip, tar or tar.gz"},
+    "options": {"type": "string", "description": "job options as JSON, for every job"},
+    "webhook_url": {"type": "string"}}, BatchSourcesIn)
 
 
 SUBMIT_RESPONSES = {
@@ -130,10 +111,8 @@ async def submit_batch(
     """Queue one job per document of an archive or a list of sources (202; 200 on a replay)."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        _check_declared_length(request, settings.max_upload_bytes + MULTIPART_SLACK)
         source, webhook_url, options, entries = await _archive_request(request, settings)
     elif content_type.startswith("application/json"):
-        _check_declared_length(request, settings.max_json_body_bytes)
         source, webhook_url, options, entries = await _sources_request(request, settings)
     else:
         raise UnsupportedMediaType("send multipart/form-data with an archive in 'file', "
@@ -162,38 +141,17 @@ def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> BatchOut
 # ---------------------------------------------------------------- reading the request
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is larger than the {limit // 1024} KiB limit")
-
-
 async def _archive_request(request: Request, settings: Settings
                            ) -> tuple[str, str | None, JobOptions, Callable[[], Iterator[Entry]]]:
-    form = await request.form(max_files=1, max_fields=8)
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInput("send the archive in the multipart field 'file'")
-    raw_options, webhook_url = form.get("options"), form.get("webhook_url")
-    options = parse_options(raw_options if isinstance(raw_options, str) else None)
-    data = await read_upload(upload, settings.max_upload_bytes)
+    form, data, _, options = await read_multipart(request, settings.max_upload_bytes, "archive")
+    webhook_url = form.get("webhook_url")
     hook = webhook_url if isinstance(webhook_url, str) and webhook_url.strip() else None
     return BatchSource.ARCHIVE, hook, options, lambda: open_archive(data, settings)
 
 
 async def _sources_request(request: Request, settings: Settings
                            ) -> tuple[str, str | None, JobOptions, Callable[[], Iterator[Entry]]]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > settings.max_json_body_bytes:
-            raise PayloadTooLarge(f"the JSON body is larger than the "
-                                  f"{settings.max_json_body_bytes // 1024} KiB limit")
-    try:
-        body = BatchSourcesIn.model_validate_json(bytes(raw))
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidInput(f"invalid batch request: {details}"[:1000]) from exc
+    body = await read_json(request, settings.max_json_body_bytes, BatchSourcesIn, "batch request")
     if body.sources is not None:
         if len(body.sources) > settings.archive_max_entries:
             raise TooManyEntries(f"{len(body.sources)} sources; the limit is {settings.archive_max_entries}")

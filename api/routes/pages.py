@@ -24,8 +24,8 @@ from api.schemas import (
 )
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys, BlobNotFound, BlobStore
-from storage.models import JobStatus, Page, PageStatus
-from tessera.errors import Conflict, NotFound
+from storage.models import Job, JobStatus, Page, PageStatus
+from tessera.errors import Conflict, NotFound, ResultPurged
 
 router = APIRouter(prefix="/v1/jobs", tags=["pages"])
 PageNo = Annotated[int, Path(ge=1, le=pagination.MAX_PAGE_NO, description="from 1, like a PDF viewer")]
@@ -36,23 +36,29 @@ RESULT_OK = {
                    "text in reading order; csv: every chart table (layout: api/charts_csv.py)",
     "content": {"application/json": {}, "text/markdown": {}, "text/csv": {}},
 }
+PURGED = (410, "`result_purged`: retention removed the job's files and results "
+                "(TESSERA_RETENTION_DAYS); the job itself is still listed, with `purged_at`")
 RESULT_ERRORS = error_responses(
     UNAUTHORIZED, INVALID_REQUEST,
     (404, "`not_found`: no such job; `no_result`: it ended without a result"),
-    (409, "`job_not_finished`: the result exists once the job has ended"),
+    (409, "`job_not_finished`: the result exists once the job has ended"), PURGED,
 )
 
 
 @router.get("/{job_id}/pages", response_model=PageList, summary="List a job's pages",
-            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST, INVALID_CURSOR))
+            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST, INVALID_CURSOR,
+                                      PURGED))
 def list_pages(
     job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep,
     limit: Annotated[int, Query(ge=1, le=200, description="pages per response")] = 50,
     cursor: Annotated[str | None, Query(description="the previous response's `next_cursor`")] = None,
     include: Annotated[Literal["text"] | None, Query(description="`text`: add the full text")] = None,
 ) -> PageList:
-    """Status, size, engine and a text preview of each page, in page order, `limit` at a time."""
+    """Status, size, engine and a text preview of each page, in page order, `limit` at a time
+    (once the job is purged: no previews, and `include=text` answers 410)."""
     job = job_or_404(session, tenant.id, job_id)
+    if include:
+        _check_not_purged(job)
     after = pagination.decode_page_cursor(cursor) if cursor is not None else 0
     pages = job_repo.list_pages(session, job.id, after=after, limit=limit + 1)
     more, pages = len(pages) > limit, pages[:limit]
@@ -76,12 +82,12 @@ def _page_result(blobs: BlobStore, page: Page) -> dict | None:
 
 
 @router.get("/{job_id}/pages/{page_no}", response_model=PageOut, summary="Get one page's result",
-            responses=error_responses(UNAUTHORIZED, INVALID_REQUEST,
+            responses=error_responses(UNAUTHORIZED, INVALID_REQUEST, PURGED,
                                       (404, "`not_found`: no such job for this tenant, or page")))
 def get_page(job_id: str, page_no: PageNo, session: SessionDep, tenant: TenantDep,
              blobs: BlobsDep) -> PageOut:
     """One page's text, charts, tiles, engine and timings; pages are numbered from 1."""
-    job_or_404(session, tenant.id, job_id)
+    _check_not_purged(job_or_404(session, tenant.id, job_id))
     page = job_repo.get_page(session, job_id, page_no)
     if page is None:
         raise NotFound(f"job {job_id} has no page {page_no}")
@@ -95,6 +101,7 @@ def get_result(job_id: str, session: SessionDep, tenant: TenantDep, blobs: Blobs
     """The whole document, once the job has ended. `csv` lists every chart table, one line per
     table row: page, chart, title, row (0 = the table's column names), col_1..col_N."""
     job = job_or_404(session, tenant.id, job_id)
+    _check_not_purged(job)
     if job.status not in JobStatus.FINAL:
         raise Conflict(f"job {job_id} is {job.status}; the result exists once it has finished",
                        code="job_not_finished")
@@ -107,3 +114,9 @@ def get_result(job_id: str, session: SessionDep, tenant: TenantDep, blobs: Blobs
         return Response(content=to_csv(json.loads(data)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'})
     return Response(content=data, media_type=media)
+
+
+def _check_not_purged(job: Job) -> None:
+    if job.purged_at is not None:
+        raise ResultPurged(f"job {job.id} ended more than the retention period ago; its files and "
+                           f"results were removed on {job.purged_at:%Y-%m-%d}")
