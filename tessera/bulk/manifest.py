@@ -148,6 +148,14 @@ class Manifest:
                 yield Document(*row)
             after = rows[-1][0]
 
+    def first(self, limit: int) -> list[Document]:
+        """This run's first `limit` documents in key order, whatever their state."""
+        rows = self.db.execute(
+            "SELECT key, source, size, content_hash, attempt, job_id, state, job_status,"
+            " pages_total, pages_done, error_code FROM documents WHERE run = ? ORDER BY key LIMIT ?",
+            (self.run, limit)).fetchall()
+        return [Document(*row) for row in rows]
+
     def totals(self) -> dict[str, int]:
         """Documents of this run by state, plus by final job status (`job:<status>`)."""
         out: dict[str, int] = {}

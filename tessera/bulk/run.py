@@ -31,9 +31,10 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.table import Table
 
 from tessera.bulk import manifest as states
-from tessera.bulk.formats import ResultFormat, output_path
+from tessera.bulk.formats import FORMATS, ResultFormat, output_path
 from tessera.bulk.inputs import file_sha256
 from tessera.bulk.manifest import Document, Manifest
 from tessera.bulk.progress import Display, Snapshot, failures_text, make_display
@@ -43,6 +44,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 RESULT_STATUSES = ("succeeded", "partially_succeeded")
 TICK_S = 0.2
 SNAPSHOT_EVERY_S = 0.5
+TABLE_UP_TO = 25  # documents: a run this small ends with a table of them
 
 
 @dataclass
@@ -311,6 +313,9 @@ class BulkRun:
 
     def summary(self) -> None:
         totals, seconds = self.manifest.totals(), time.monotonic() - self.started
+        if sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED, states.DONE,
+                                          states.FAILED)) <= TABLE_UP_TO:
+            self.console.print(self._table())
         requests = self.client.requests
         count = sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED, states.DONE, states.FAILED))
         self.console.print(
@@ -326,6 +331,19 @@ class BulkRun:
                            f"{requests['downloads']} downloads, {requests['waits']} waits "
                            "(429/503 Retry-After)", highlight=False)
 
+    def _table(self) -> Table:
+        """One row per document (small runs): status, pages, the text's first lines."""
+        table = Table(title="Tessera results")
+        for column in ("document", "status", "pages", "first lines"):
+            table.add_column(column)
+        for document in self.manifest.first(TABLE_UP_TO):
+            status = document.job_status or document.state
+            if document.error_code:
+                status = f"{status} ({document.error_code})"
+            table.add_row(document.key, status, f"{document.pages_done or 0}/{document.pages_total or 0}",
+                          first_lines(output_path(self.options.out, document.key, FORMATS["json"])))
+        return table
+
     def _failure_lines(self) -> None:
         by_code: dict[str, list[tuple[str, str]]] = {}
         for code, key, message in self.manifest.failures():
@@ -337,6 +355,17 @@ class BulkRun:
         if by_code:
             self.console.print(f"  by code: {failures_text({c: len(i) for c, i in by_code.items()})}; "
                                "--retry-failed sends the failed ones again", highlight=False)
+
+
+def first_lines(result: Path, count: int = 2) -> str:
+    """The first lines of text of a document's JSON result, if it was written."""
+    try:
+        document = json.loads(result.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    text = next((page.get("text", "") for page in document.get("pages", []) if page.get("text")), "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:count]
+    return " / ".join(line[:60] for line in lines)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

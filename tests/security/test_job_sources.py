@@ -69,3 +69,27 @@ def test_a_missing_document_and_a_non_document_are_refused(bulk: BulkStack, web:
     assert (refused.status_code, refused.json()["error"]["code"]) == (415, "unsupported_media_type")
     plain = client.post("/v1/jobs", content=b"hello", headers={"Content-Type": "text/plain"})
     assert (plain.status_code, plain.json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_tessera_submit_an_s3_prefix(bulk: BulkStack, tmp_path) -> None:  # noqa: ANN001
+    """The bulk client lists the prefix itself (its own AWS_* credentials and endpoint) and the
+    server fetches each object; results mirror the keys under the prefix, inside --out even for
+    a key that climbs (`..` is a plain key segment in S3)."""
+    import json
+    import subprocess
+
+    from tests.utils.tessera_procs import tessera_cmd
+
+    s3 = s3_client(bulk.env)
+    for key in ("box-1/report.pdf", "box-2/report.pdf", "../escape.pdf"):
+        s3.put_object(Bucket=SOURCE_BUCKET, Key=f"bulk-client/{key}", Body=PDF)
+    env = {**bulk.env, "TESSERA_API_KEY": bulk.keys["sec-alice"], "TESSERA_SERVER": bulk.server.url,
+           "AWS_ENDPOINT_URL_S3": bulk.env["TESSERA_S3_ENDPOINT_URL"]}
+    out = tmp_path / "out"
+    run = subprocess.run(tessera_cmd("submit", f"s3://{SOURCE_BUCKET}/bulk-client/", "--out", str(out),
+                                     "--progress", "plain", "--poll-interval", "0.5", "--format", "json"),
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = sorted(str(p.relative_to(out)) for p in out.rglob("*.json"))
+    assert results == ["%2E%2E/escape.pdf.json", "box-1/report.pdf.json", "box-2/report.pdf.json"]
+    assert json.loads((out / "box-2" / "report.pdf.json").read_text())["page_count"] >= 1
