@@ -99,8 +99,11 @@ def test_openapi_describes_every_route(embedded) -> None:  # noqa: ANN001
     schemas = spec["components"]["schemas"]
     for name in ("JobOut", "PageOut", "PageSummary", "ErrorBody"):
         assert schemas[name].get("examples"), name
-    body = schemas["Body_submit_job_v1_jobs_post"]["properties"]["options"]
-    assert body["contentSchema"]["title"] == "JobOptions" and body["contentSchema"]["examples"]
+    bodies = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
+    options = bodies["multipart/form-data"]["schema"]["properties"]["options"]
+    assert options["contentSchema"]["title"] == "JobOptions" and options["contentSchema"]["examples"]
+    source = bodies["application/json"]["schema"]  # {"source": {"url"} | {"s3_uri"}, "options"}
+    assert source["required"] == ["source"] and len(source["properties"]["source"]["anyOf"]) == 2
     assert spec["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == \
         {"$ref": "#/components/schemas/JobList"}
 
