@@ -93,7 +93,9 @@ def documents(total_pages: int, per_doc: int, tag: str) -> list[bytes]:
     return docs
 
 
-def soak(services: dict[str, str], work: Path, engine: str, pages: int, per_doc: int) -> list[Sample]:
+def soak(services: dict[str, str], work: Path, engine: str, pages: int, per_doc: int
+         ) -> tuple[list[Sample], int]:
+    """(RSS samples, the worker's main pid)."""
     env = tessera_env({**services, "TESSERA_ENGINE": engine, "TESSERA_HOME": str(work / "home")})
     key = create_api_key(env, f"soak-{engine}")
     docs = documents(pages, per_doc, engine)
@@ -119,13 +121,13 @@ def soak(services: dict[str, str], work: Path, engine: str, pages: int, per_doc:
         sampler.stop()
         server.stop()
         worker.stop()
-    return sampler.samples
+    return sampler.samples, sampler.pid
 
 
-def report(engine: str, pages: int, samples: list[Sample]) -> None:
-    pids = sorted({pid for s in samples for pid in s.rss_mb}, key=lambda p: min(
-        s.seconds for s in samples if p in s.rss_mb))
-    names = {pid: ("main" if i == 0 else f"pool-{i}") for i, pid in enumerate(pids)}
+def report(engine: str, pages: int, samples: list[Sample], main_pid: int) -> None:
+    pids = sorted({pid for s in samples for pid in s.rss_mb}, key=lambda p: (p != main_pid, min(
+        s.seconds for s in samples if p in s.rss_mb), p))
+    names = {pid: ("main" if pid == main_pid else f"pool-{i}") for i, pid in enumerate(pids)}
     print(f"\n{engine}: {pages} pages in {samples[-1].seconds:.0f} s, {len(samples)} samples; "
           f"processes: {', '.join(f'{names[p]}={p}' for p in pids)}")
     print(f"{'pages done':>10} {'seconds':>8}  " + "  ".join(f"{names[p]:>9}" for p in pids))
@@ -155,7 +157,7 @@ def main() -> None:
         run_cli(tessera_env(services), "migrate")
         for engine, pages, per_doc in (("digest", args.digest_pages, 20), ("rapidocr", args.ocr_pages, 10)):
             if pages:
-                report(engine, pages, soak(services, root / engine, engine, pages, per_doc))
+                report(engine, pages, *soak(services, root / engine, engine, pages, per_doc))
 
 
 if __name__ == "__main__":

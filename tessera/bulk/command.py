@@ -15,7 +15,8 @@ from rich.console import Console
 
 from tessera.bulk.inputs import is_s3, local_inputs, local_root, s3_inputs
 from tessera.bulk.manifest import Manifest
-from tessera.bulk.run import EXIT_INTERRUPTED, BulkRun, RunOptions
+from tessera.bulk.run import BulkRun, RunOptions
+from tessera.bulk.summary import EXIT_INTERRUPTED
 from tessera.client import TesseraClient
 
 EXIT_USAGE = 2

@@ -9,6 +9,8 @@ A new server format is one line in FORMATS.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,3 +43,17 @@ def parse_formats(value: str) -> list[ResultFormat]:
 def output_path(out: Path, key: str, fmt: ResultFormat) -> Path:
     """Where `fmt` of the input at relative path `key` is written."""
     return out / f"{key}{fmt.suffix}"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename: a run stopped mid-write leaves no half file
+    where a result is expected (the manifest says done only once every format is written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

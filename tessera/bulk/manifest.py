@@ -29,6 +29,7 @@ from tessera.bulk.inputs import Input
 
 FILE_NAME = ".tessera-manifest.sqlite"
 PENDING, SUBMITTED, DONE, FAILED = "pending", "submitted", "done", "failed"
+STATES = (PENDING, SUBMITTED, DONE, FAILED)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,20 +29,18 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 from tessera.bulk import manifest as states
-from tessera.bulk.formats import FORMATS, ResultFormat, output_path
+from tessera.bulk import summary as report
+from tessera.bulk.formats import ResultFormat, output_path, write_atomically
 from tessera.bulk.inputs import file_sha256
 from tessera.bulk.manifest import Document, Manifest
-from tessera.bulk.progress import Display, Snapshot, failures_text, make_display
+from tessera.bulk.progress import Display, Snapshot, make_display
+from tessera.bulk.summary import EXIT_FAILED, EXIT_INTERRUPTED
 from tessera.client import FINAL, MAX_IDS_PER_CALL, ApiError, Stopped, TesseraClient
-
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 RESULT_STATUSES = ("succeeded", "partially_succeeded")
 TICK_S = 0.2
 SNAPSHOT_EVERY_S = 0.5
-TABLE_UP_TO = 25  # documents: a run this small ends with a table of them
 
 
 @dataclass
@@ -288,96 +284,14 @@ class BulkRun:
     # ------------------------------------------------------------------ reporting
 
     def snapshot(self) -> Snapshot:
-        totals = self.manifest.totals()
-        pages_known, pages_done, counted, uncounted = self.manifest.pages()
-        failures: dict[str, int] = {}
-        for code, _, _ in self.manifest.failures():
-            failures[code] = failures.get(code, 0) + 1
-        return Snapshot(documents=sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED,
-                                                                 states.DONE, states.FAILED)),
-                        finished=totals.get(states.DONE, 0) + totals.get(states.FAILED, 0),
-                        failed=totals.get(states.FAILED, 0), pages_known=pages_known,
-                        pages_done=pages_done, counted_documents=counted,
-                        uncounted_documents=uncounted,
-                        failures=failures, requests=self.client.total_requests)
+        return report.snapshot(self.manifest, self.client.total_requests)
 
     def _exit_code(self) -> int:
-        totals = self.manifest.totals()
-        everything = sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED, states.DONE,
-                                                    states.FAILED))
-        if not self.options.watch:
-            return EXIT_OK if totals.get(states.FAILED, 0) + totals.get(states.PENDING, 0) == 0 \
-                else EXIT_FAILED
-        return EXIT_OK if totals.get("job:succeeded", 0) == everything == totals.get(states.DONE, 0) \
-            else EXIT_FAILED
+        return report.exit_code(self.manifest, self.options.watch)
 
     def summary(self) -> None:
-        totals, seconds = self.manifest.totals(), time.monotonic() - self.started
-        if sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED, states.DONE,
-                                          states.FAILED)) <= TABLE_UP_TO:
-            self.console.print(self._table())
-        requests = self.client.requests
-        count = sum(totals.get(s, 0) for s in (states.PENDING, states.SUBMITTED, states.DONE, states.FAILED))
-        self.console.print(
-            f"{count} documents in {seconds:.1f} s: {totals.get('job:succeeded', 0)} succeeded, "
-            f"{totals.get('job:partially_succeeded', 0)} partially succeeded, "
-            f"{totals.get(states.FAILED, 0)} failed, {totals.get(states.SUBMITTED, 0)} still processing, "
-            f"{totals.get(states.PENDING, 0)} not submitted", highlight=False)
-        self._failure_lines()
-        self.console.print(f"results: {self.options.out.resolve()}/<path>{{"
-                           f"{','.join(f.suffix for f in self.options.formats)}}}; manifest: "
-                           f"{self.manifest.path.resolve()}", highlight=False)
-        self.console.print(f"requests: {requests['uploads']} uploads, {requests['polls']} polls, "
-                           f"{requests['downloads']} downloads, {requests['waits']} waits "
-                           "(429/503 Retry-After)", highlight=False)
-
-    def _table(self) -> Table:
-        """One row per document (small runs): status, pages, the text's first lines."""
-        table = Table(title="Tessera results")
-        for column in ("document", "status", "pages", "first lines"):
-            table.add_column(column)
-        for document in self.manifest.first(TABLE_UP_TO):
-            status = document.job_status or document.state
-            if document.error_code:
-                status = f"{status} ({document.error_code})"
-            table.add_row(document.key, status, f"{document.pages_done or 0}/{document.pages_total or 0}",
-                          first_lines(output_path(self.options.out, document.key, FORMATS["json"])))
-        return table
-
-    def _failure_lines(self) -> None:
-        by_code: dict[str, list[tuple[str, str]]] = {}
-        for code, key, message in self.manifest.failures():
-            by_code.setdefault(code, []).append((key, message))
-        for code, items in by_code.items():
-            examples = ", ".join(key for key, _ in items[:3]) + (" ..." if len(items) > 3 else "")
-            self.console.print(f"  {code} ({len(items)}): {examples}: {items[0][1][:200]}",
-                               highlight=False)
-        if by_code:
-            self.console.print(f"  by code: {failures_text({c: len(i) for c, i in by_code.items()})}; "
-                               "--retry-failed sends the failed ones again", highlight=False)
-
-
-def first_lines(result: Path, count: int = 2) -> str:
-    """The first lines of text of a document's JSON result, if it was written."""
-    try:
-        document = json.loads(result.read_bytes())
-    except (OSError, ValueError):
-        return ""
-    text = next((page.get("text", "") for page in document.get("pages", []) if page.get("text")), "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()][:count]
-    return " / ".join(line[:60] for line in lines)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        report.print_summary(self.console, self.manifest, self.options.out, self.options.formats,
+                              self.client.requests, time.monotonic() - self.started)
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
