@@ -7,6 +7,8 @@ running, and jobs assembling); the rest final: mostly succeeded, some partially 
 failed (at split, no pages; or every page failed) and cancelled. Pages per job follow a long
 tail (most documents have a few pages, a few have hundreds). 5 % of jobs arrive in batches of
 100. Done pages carry a 200-character preview and timings, as the infer stage writes them.
+The newest 32 jobs are being split or assembled (as many as cpu workers would hold), their
+`updated_at` fresh as the stages' heartbeats keep it.
 
 Non-constraint indexes are dropped during the load and built again after it, and triggers are
 off while loading (`session_replication_role = replica`); the caller rebuilds anything the
@@ -28,7 +30,8 @@ TENANTS = 20
 OPEN_SHARE = 0.04
 FINAL_MIX = (("succeeded", 0.969), ("partially_succeeded", 0.01), ("failed", 0.015),
              ("cancelled", 0.006))
-OPEN_MIX = (("queued", 0.25), ("splitting", 0.05), ("processing", 0.65), ("assembling", 0.05))
+OPEN_MIX = (("queued", 0.3), ("processing", 0.7))
+LIVE_JOBS = 16  # the newest jobs are being split and assembled right now (one per cpu worker)
 RUNNING_PAGES = 256  # e.g. 64 gpu workers x 4 pages
 EXPIRED_LEASES = 8
 BATCH_SHARE, BATCH_SIZE = 0.05, 100
@@ -55,6 +58,7 @@ class Plan:
     final_jobs: list[str] = field(default_factory=list)
     queued_page_ids: list[int] = field(default_factory=list)  # a sample, for claims
     batch_tenant: str = ""  # the tenant of the batch being filled
+    big_tenant_open_jobs: list[str] = field(default_factory=list)  # what its client polls
     by_status: dict[str, int] = field(default_factory=dict)
 
 
@@ -195,6 +199,9 @@ def _jobs_and_pages(conn: psycopg.Connection, plan: Plan, counts: list[int], now
     for index, count in enumerate(counts):
         is_open = index >= first_open
         status = _pick(OPEN_MIX if is_open else FINAL_MIX, rng)
+        live = len(counts) - index <= 2 * LIVE_JOBS  # heartbeats keep these fresh
+        if live:
+            status = "splitting" if index % 2 else "assembling"
         if is_open:
             created = now - BACKLOG + BACKLOG * (index - first_open) / max(len(counts) - first_open, 1)
         else:
@@ -205,6 +212,8 @@ def _jobs_and_pages(conn: psycopg.Connection, plan: Plan, counts: list[int], now
         states = page_states(status, count, rng)
         if status == "processing":
             plan.processing_jobs.append(job_id)
+            if tenant == plan.big_tenant:
+                plan.big_tenant_open_jobs.append(job_id)
             for i, state in enumerate(states):
                 if state == "queued" and running_left > 0:
                     states[i], running_left = "running", running_left - 1
@@ -219,7 +228,7 @@ def _jobs_and_pages(conn: psycopg.Connection, plan: Plan, counts: list[int], now
                   rng.randbytes(32).hex(), 50_000 * count, '{"tasks": ["ocr"], "max_tiles": 12}',
                   len(states) if status not in ("queued", "splitting") else None,
                   None, None, error[0], error[1], "f" if status != "cancelled" else "t", created,
-                  finished or created, created + timedelta(seconds=1), finished,
+                  now if live else finished or created, created + timedelta(seconds=1), finished,
                   batch[0] if batch else None))
         for page_no, state in enumerate(states, start=1):
             plan.pages += 1

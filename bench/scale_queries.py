@@ -188,14 +188,7 @@ def hot_queries(rt: Runtime, plan: Plan, rng: random.Random
                 job_routes.list_jobs(session=session, tenant=big, **{"limit": 50, **args})
         return run
 
-    def deep_cursor() -> str:
-        from api.pagination import job_cursor
-
-        with rt.sessions() as session:
-            row = session.execute(text(
-                "select created_at, id from jobs where tenant_id = :t and id = any(:ids) limit 1"),
-                {"t": plan.big_tenant, "ids": rng.sample(plan.final_jobs, 200)}).first()
-        return job_cursor(row.created_at, row.id)
+    cursors = deep_cursors(rt, plan, rng)  # before the timing: what a client brings back
 
     def sse_poll() -> None:
         job_id = rng.choice(plan.processing_jobs)
@@ -216,15 +209,27 @@ def hot_queries(rt: Runtime, plan: Plan, rng: random.Random
         ("GET /v1/jobs?status=failed", listing(status=["failed"]), None),
         ("GET /v1/jobs?status=queued,processing", listing(status=["queued,processing"]), None),
         ("GET /v1/jobs?batch_id=", listing(batch_id=lambda: rng.choice(plan.batch_ids)), None),
-        ("GET /v1/jobs?cursor= (deep page)", listing(cursor=deep_cursor), None),
+        ("GET /v1/jobs?cursor= (deep page)", listing(cursor=lambda: rng.choice(cursors)), None),
     ]
     if "ids" in inspect.signature(job_routes.list_jobs).parameters:
-        queries.append(("GET /v1/jobs?ids= (200 ids)", listing(
-            ids=lambda: [",".join(rng.sample(plan.final_jobs, min(200, len(plan.final_jobs))))],
-            limit=200), None))
+        polled = plan.big_tenant_open_jobs or plan.processing_jobs
+        queries.append(("GET /v1/jobs?ids= (200 open jobs)", listing(
+            ids=lambda: [",".join(rng.sample(polled, min(200, len(polled))))], limit=200), None))
     queries += [("SSE poll (GET /v1/jobs/{id}/events)", sse_poll, None),
                 ("/metrics scrape", scrape, None)]
     return queries
+
+
+def deep_cursors(rt: Runtime, plan: Plan, rng: random.Random, count: int = 50) -> list[str]:
+    """`next_cursor`s pointing deep into the big tenant's history (at finished jobs)."""
+    from api.pagination import job_cursor
+
+    with rt.sessions() as session:
+        rows = session.execute(text(
+            "select created_at, id from jobs where tenant_id = :t and id = any(:ids) limit :n"),
+            {"t": plan.big_tenant, "ids": rng.sample(plan.final_jobs, min(20 * count, len(plan.final_jobs))),
+             "n": count}).all()
+    return [job_cursor(row.created_at, row.id) for row in rows]
 
 
 def sweeper_pass(rt: Runtime, enqueue: CountingEnqueuer) -> Callable[[], object]:
