@@ -103,7 +103,7 @@ async def _read_document(request: Request, settings: Settings
                          ) -> tuple[bytes, str | None, JobOptions]:
     """(document bytes, display name, options) from either kind of body."""
     content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+    if content_type.startswith("multipart/form-data"):
         _, data, filename, options = await read_multipart(request, settings.max_upload_bytes,
                                                           "document")
         return data, filename, options
