@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 
 from storage.counts import fold_deltas, read_counts
 from storage.jobs import OPEN_PAGE, WAITING_PAGE, const, const_in
@@ -43,7 +43,7 @@ from workers.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 SWEEP_BATCH = 1000  # stale pages, and stale jobs, re-sent per pass at most
-PROCESSING_CHUNK = 2000  # processing jobs checked for completeness per pass
+PROCESSING_CHUNK = 500  # processing jobs checked for completeness per pass
 ENDED_MARGIN = timedelta(minutes=5)  # a job that ended just before a pass may commit after it
 
 
@@ -110,17 +110,17 @@ def _complete_processing_jobs(session, state: SweepState | None) -> list[str]:  
     """Processing jobs none of whose pages is open (the worker that finished the last one died
     before moving the job on), among the next PROCESSING_CHUNK after `state.processing_after`
     (all of them without a state)."""
-    chunk = select(Job.id).where(Job.status == const(JobStatus.PROCESSING))
-    if state is not None:  # ix_jobs_processing (migration 0006)
-        chunk = chunk.where(Job.id > state.processing_after).order_by(Job.id).limit(PROCESSING_CHUNK)
-    ids = list(session.scalars(chunk))
-    if state is not None:
-        state.processing_after = ids[-1] if len(ids) == PROCESSING_CHUNK else ""
-    if not ids:
-        return []
+    processing = select(Job.id).where(Job.status == const(JobStatus.PROCESSING))
     open_page = exists().where(Page.job_id == Job.id, const_in(Page.status, OPEN_PAGE))
-    return list(session.scalars(select(Job.id).where(
-        Job.id.in_(ids), Job.status == const(JobStatus.PROCESSING), ~open_page)))
+    if state is None:
+        return list(session.scalars(processing.where(~open_page)))
+    after = state.processing_after  # a range of ix_jobs_processing (migration 0006), not a list
+    chunk = processing.where(Job.id > after).order_by(Job.id).limit(PROCESSING_CHUNK).subquery()
+    last = session.scalar(select(func.max(chunk.c.id)))
+    state.processing_after = last or ""
+    if last is None:
+        return []
+    return list(session.scalars(processing.where(Job.id > after, Job.id <= last, ~open_page)))
 
 
 def _send(rt: Runtime, enqueue: Enqueuer, counts: Recovered, pages: list[int], splits: list[str],
