@@ -21,6 +21,7 @@ from storage.models import Job, JobStatus, Page, PageStatus, utcnow
 PENDING_WEBHOOKS = "tessera.pending_webhooks"  # session.info key: outbox ids to send after commit
 OPEN_PAGE = (PageStatus.PENDING, PageStatus.QUEUED, PageStatus.RUNNING)
 WAITING_PAGE = (PageStatus.PENDING, PageStatus.QUEUED)
+NOT_DONE_PAGE = (*OPEN_PAGE, PageStatus.FAILED, PageStatus.DEAD)
 
 
 def const_in(column: ColumnElement, values: Iterable[str]) -> ColumnElement[bool]:
@@ -228,22 +229,32 @@ def list_jobs(session: Session, tenant_id: str, *, statuses: list[str] | None = 
 
 
 def progress_many(session: Session, jobs: list[Job]) -> dict[str, Progress]:
-    """`progress` for many jobs in one query."""
+    """`progress` for many jobs in at most two queries. A split job's done pages are its page
+    count less its pages not done, so only those are read (ix_pages_not_done_job, migration 0006:
+    a few rows, not every page of every job); a job still splitting has its pages counted."""
     counts: dict[str, dict[str, int]] = {job.id: {} for job in jobs}
-    if jobs:
-        rows = session.execute(
-            select(Page.job_id, Page.status, func.count())
-            .where(Page.job_id.in_(list(counts))).group_by(Page.job_id, Page.status)
-        )
-        for job_id, status, count in rows:
+    split = [job.id for job in jobs if job.page_count is not None]
+    splitting = [job.id for job in jobs if job.page_count is None]
+    queries = []
+    if split:
+        queries.append(select(Page.job_id, Page.status, func.count()).where(
+            Page.job_id.in_(split), const_in(Page.status, NOT_DONE_PAGE)))
+    if splitting:
+        queries.append(select(Page.job_id, Page.status, func.count()).where(Page.job_id.in_(splitting)))
+    for query in queries:
+        for job_id, status, count in session.execute(query.group_by(Page.job_id, Page.status)):
             counts[job_id][status] = count
     return {job.id: _progress_of(job, counts[job.id]) for job in jobs}
 
 
 def _progress_of(job: Job, counts: dict[str, int]) -> Progress:
     failed = counts.get(PageStatus.FAILED, 0) + counts.get(PageStatus.DEAD, 0)
-    total = job.page_count if job.page_count is not None else sum(counts.values())
-    return Progress(pages_total=total, pages_done=counts.get(PageStatus.DONE, 0), pages_failed=failed)
+    if job.page_count is None:
+        return Progress(pages_total=sum(counts.values()), pages_done=counts.get(PageStatus.DONE, 0),
+                        pages_failed=failed)
+    unfinished = sum(counts.get(status, 0) for status in OPEN_PAGE)
+    return Progress(pages_total=job.page_count, pages_done=max(job.page_count - unfinished - failed, 0),
+                    pages_failed=failed)
 
 
 def list_pages(session: Session, job_id: str, *, after: int = 0, limit: int = 50) -> list[Page]:

@@ -109,3 +109,22 @@ def test_a_job_is_purged_once_and_only_when_final(database_url: str) -> None:
         assert previews == {"j1": "secret text", "j2": None}
         assert session.get(Job, "j2").status == JobStatus.SUCCEEDED
     engine.dispose()
+
+
+def test_progress_reads_only_pages_not_done(database_url: str) -> None:
+    """A split job's done pages are its page count less its pages not done (the partial index of
+    migration 0006); a job still splitting (no page count yet) has its rows counted."""
+    engine = seeded(database_url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        session.execute(text("UPDATE jobs SET page_count = 5 WHERE id = 'j1'"))
+        for number, status in ((3, "failed"), (4, "dead"), (5, "running")):
+            session.add(Page(job_id="j1", tenant_id="t1", page_no=number, status=status,
+                             image_key="k", width=1, height=1))
+        session.execute(text("UPDATE jobs SET page_count = NULL, status = 'splitting' WHERE id = 'j2'"))
+    with sessions() as session:
+        jobs = [session.get(Job, "j1"), session.get(Job, "j2")]
+        progress = job_repo.progress_many(session, jobs)
+    assert progress["j1"] == job_repo.Progress(pages_total=5, pages_done=1, pages_failed=2)
+    assert progress["j2"] == job_repo.Progress(pages_total=1, pages_done=1, pages_failed=0)
+    engine.dispose()

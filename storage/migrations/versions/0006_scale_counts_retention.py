@@ -12,7 +12,8 @@ on every scrape, the gpu worker's top-up and the sweeper read whole status lists
   the counts of the rows already there are taken here, inside the migration's transaction (on
   PostgreSQL the triggers' creation locks the tables until it commits, so nothing slips by);
 - partial indexes that hold only open pages / jobs, so their size follows the backlog, not
-  the history: pages waiting or running by job (completeness checks), by age (the oldest-waiting
+  the history: pages not done by job (completeness checks, and a job's progress: done = page
+  count - open - failed, no need to read its done pages), open pages by age (the oldest-waiting
   metric), by last touch (the sweeper's stale check), never-tried queued pages in id order (the
   top-up), open jobs by status and last touch, processing jobs by id (the sweeper), unpurged
   jobs by finish time
@@ -31,12 +32,13 @@ branch_labels = None
 depends_on = None
 
 OPEN_PAGES = "status IN ('pending', 'queued', 'running')"
+NOT_DONE_PAGES = "status IN ('pending', 'queued', 'running', 'failed', 'dead')"
 WAITING_PAGES = "status IN ('pending', 'queued')"
 FRESH_PAGES = "status = 'queued' AND attempt = 0"
 OPEN_JOBS = "status IN ('queued', 'splitting', 'processing', 'assembling')"
 UNPURGED = "purged_at IS NULL"
 INDEXES = (  # name, table, columns, partial-index predicate
-    ("ix_pages_open_job", "pages", ["job_id"], OPEN_PAGES),
+    ("ix_pages_not_done_job", "pages", ["job_id", "status"], NOT_DONE_PAGES),
     ("ix_pages_open_created", "pages", ["created_at"], OPEN_PAGES),
     ("ix_pages_waiting_updated", "pages", ["updated_at"], WAITING_PAGES),
     ("ix_pages_fresh", "pages", ["id"], FRESH_PAGES),
