@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api import metrics, webhooks_api
+from api.body_limit import BodyLimit
 from api.errors import install_error_handlers
 from api.ratelimit import RateLimit, install_rate_limit
 from api.routes import batches, dashboard, events, health, jobs, page_images, pages, plan, queue
@@ -21,6 +22,7 @@ def create_app(settings: Settings, worker_supervisor: object | None = None) -> F
     app.state.enqueuer = CeleryEnqueuer(app.state.celery)
     app.state.worker_supervisor = worker_supervisor
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, settings=settings)
     install_rate_limit(app)
     app.include_router(health.router)
     app.include_router(jobs.router, dependencies=[RateLimit])

@@ -24,7 +24,7 @@ def job_out(session: Session, job: Job, progress: job_repo.Progress | None = Non
         cancel_requested=bool(job.cancel_requested), batch_id=getattr(job, "batch_id", None),
         warnings=list(job.warnings or []),
         created_at=as_utc(job.created_at), started_at=_utc(job.started_at),
-        finished_at=_utc(job.finished_at),
+        finished_at=_utc(job.finished_at), purged_at=_utc(job.purged_at),
         links={"self": base, "pages": f"{base}/pages", "result": f"{base}/result",
                "events": f"{base}/events"},
     )

@@ -87,6 +87,9 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    purged_at: datetime | None = Field(None, description=(
+        "when retention removed the job's files and results (its result answers 410 "
+        "`result_purged`); null while they are kept"))
     links: dict[str, str]
 
 

@@ -14,6 +14,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.archives import Entry, display_name
+from api.schemas import JobOptions
 from tessera.config import Settings
 from tessera.netguard import check_url, guarded_client, guarded_send
 from tessera.errors import (
@@ -35,6 +36,18 @@ class UrlSource(BaseModel):
 class S3Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     s3_uri: str = Field(max_length=2000)
+
+
+class JobSourceIn(BaseModel):
+    """POST /v1/jobs as JSON: one document fetched from a URL or an allow-listed S3 bucket."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"source": {"url": "https://example.com/report.pdf"}, "options": {"pages": "1-3"}},
+        {"source": {"s3_uri": "s3://scans/2026/box-17/0001.tif"}},
+    ]})
+
+    source: UrlSource | S3Source
+    options: JobOptions = Field(default_factory=JobOptions)
 
 
 # ---------------------------------------------------------------- URL sources
@@ -169,15 +182,24 @@ def fetch_all(sources: Iterable[UrlSource | S3Source], settings: Settings) -> It
     client = s3_client(settings) if any(isinstance(s, S3Source) for s in items) else None
 
     def one(source: UrlSource | S3Source) -> Entry:
-        if isinstance(source, UrlSource):
-            name, fetch = display_url(source.url), lambda: fetch_url(source.url, settings)
-        else:
-            name, fetch = source.s3_uri, lambda: fetch_s3(client, source.s3_uri, settings)
         try:
-            return Entry(display_name(name), data=fetch())
+            return Entry(source_name(source), data=fetch_source(source, settings, client))
         except InvalidInput as exc:
-            return Entry(display_name(name), error=exc)
+            return Entry(source_name(source), error=exc)
 
     with ThreadPoolExecutor(max_workers=FETCH_PARALLEL, thread_name_prefix="fetch") as pool:
         for start in range(0, len(items), FETCH_PARALLEL):
             yield from pool.map(one, items[start:start + FETCH_PARALLEL])
+
+
+def source_name(source: UrlSource | S3Source) -> str:
+    """What a source is called in listings: the URL without its query, or the S3 URI."""
+    return display_name(display_url(source.url) if isinstance(source, UrlSource) else source.s3_uri)
+
+
+def fetch_source(source: UrlSource | S3Source, settings: Settings, client=None) -> bytes:  # noqa: ANN001
+    """One source's bytes, through the same guards as every source (netguard, bucket allow-list,
+    size limit); raises InvalidInput (source_not_allowed, source_unavailable, ...)."""
+    if isinstance(source, UrlSource):
+        return fetch_url(source.url, settings)
+    return fetch_s3(client or s3_client(settings), source.s3_uri, settings)

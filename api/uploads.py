@@ -29,7 +29,6 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from tessera.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 MAX_FIELD_BYTES = 1024 * 1024  # a field beside the document (options JSON, a webhook URL)
-MULTIPART_SLACK = 1024 * 1024  # boundaries, part headers and small fields around the document
 _ENCODED_WORD = re.compile(r"=\?[\w.:-]+\?[bBqQ]\?[^?]*\?=")
 
 
@@ -42,25 +41,18 @@ class MultipartUpload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def check_declared_length(request: Request, limit: int) -> None:
-    """Refuse a body whose Content-Length is over `limit` before reading it (413)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is larger than the {limit // 1024} KiB limit")
-
-
 async def read_multipart(request: Request, max_file_bytes: int, file_field: str = "file",
                          max_fields: int = 8) -> MultipartUpload:
     """The upload in `request`. Raises UnsupportedMediaType (not multipart), PayloadTooLarge (the
-    document over `max_file_bytes`, a field over MAX_FIELD_BYTES), InvalidInput (unparseable, too
-    many parts, no `file_field` part; HTTP 400 or 422)."""
+    document over `max_file_bytes`, a field over MAX_FIELD_BYTES; a declared length over the
+    limit never gets here: api/body_limit.py), InvalidInput (unparseable, too many parts, no
+    `file_field` part; HTTP 400 or 422)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise UnsupportedMediaType(f"send multipart/form-data with the document in the field '{file_field}'")
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInput("the multipart body has no boundary", code="bad_request", http_status=400)
-    check_declared_length(request, max_file_bytes + MULTIPART_SLACK)
     collector = _Collector(file_field, max_file_bytes, max_fields)
     parser = MultipartParser(boundary, collector.callbacks())
     try:

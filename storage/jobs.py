@@ -9,13 +9,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from collections.abc import Iterable
+
+from sqlalchemy import bindparam, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import Job, JobStatus, Page, PageStatus, utcnow
 
 
 PENDING_WEBHOOKS = "tessera.pending_webhooks"  # session.info key: outbox ids to send after commit
+OPEN_PAGE = (PageStatus.PENDING, PageStatus.QUEUED, PageStatus.RUNNING)
+WAITING_PAGE = (PageStatus.PENDING, PageStatus.QUEUED)
+NOT_DONE_PAGE = (*OPEN_PAGE, PageStatus.FAILED, PageStatus.DEAD)
+
+
+def const_in(column: ColumnElement, values: Iterable[str]) -> ColumnElement[bool]:
+    """`column IN (...)` with the values written into the SQL rather than bound: PostgreSQL
+    matches a partial index (migration 0006) only against constants, and a prepared statement's
+    generic plan sees none."""
+    return column.in_(bindparam(None, list(values), expanding=True, literal_execute=True))
+
+
+def const(value: object) -> ColumnElement:
+    """A constant written into the SQL (see `const_in`)."""
+    return literal(value, literal_execute=True)
 
 
 @dataclass
@@ -80,7 +98,7 @@ def mark_assembling_if_complete(session: Session, job_id: str) -> bool:
     One statement, so of two workers finishing the last two pages at once,
     exactly one sees the job complete and enqueues assembly.
     """
-    unfinished = exists().where(Page.job_id == job_id, Page.status.not_in(PageStatus.FINAL))
+    unfinished = exists().where(Page.job_id == job_id, const_in(Page.status, OPEN_PAGE))
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.PROCESSING, ~unfinished)
@@ -136,7 +154,8 @@ def fresh_queued_page_ids(session: Session, limit: int, exclude: list[int]) -> l
     query = (
         select(Page.id)
         .join(Job, Job.id == Page.job_id)
-        .where(Page.status == PageStatus.QUEUED, Page.attempt == 0, Page.id.not_in(exclude or [-1]),
+        .where(Page.status == const(PageStatus.QUEUED), Page.attempt == const(0),  # ix_pages_fresh
+               Page.id.not_in(exclude or [-1]),
                Job.status == JobStatus.PROCESSING, Job.cancel_requested.is_(False))
         .order_by(Page.id)
         .limit(limit)
@@ -194,39 +213,53 @@ def cancel_requested(session: Session, job_id: str) -> bool:
 
 
 def list_jobs(session: Session, tenant_id: str, *, statuses: list[str] | None = None,
-              batch_id: str | None = None, before: tuple[datetime, str] | None = None,
-              limit: int = 50) -> list[Job]:
+              batch_id: str | None = None, ids: list[str] | None = None,
+              before: tuple[datetime, str] | None = None, limit: int = 50) -> list[Job]:
     """A tenant's jobs, newest first. `before` is the (created_at, id) of the last job of the
-    previous page (keyset pagination: stable while new jobs arrive)."""
+    previous page (keyset pagination: stable while new jobs arrive); `ids` keeps only those jobs
+    (a client following many jobs reads them in one query)."""
     query = select(Job).where(Job.tenant_id == tenant_id)
     if statuses:
         query = query.where(Job.status.in_(statuses))
-    if batch_id is not None and hasattr(Job, "batch_id"):
+    if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
+    if ids is not None:
+        query = query.where(Job.id.in_(ids))
     if before is not None:
         created_at, job_id = before
-        query = query.where(or_(Job.created_at < created_at,
-                                and_(Job.created_at == created_at, Job.id < job_id)))
+        # `created_at <= t` alone is what an index range can use; the OR only breaks the tie
+        query = query.where(Job.created_at <= created_at,
+                            or_(Job.created_at < created_at, Job.id < job_id))
     return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
 
 
 def progress_many(session: Session, jobs: list[Job]) -> dict[str, Progress]:
-    """`progress` for many jobs in one query."""
+    """`progress` for many jobs in at most two queries. A split job's done pages are its page
+    count less its pages not done, so only those are read (ix_pages_not_done_job, migration 0006:
+    a few rows, not every page of every job); a job still splitting has its pages counted."""
     counts: dict[str, dict[str, int]] = {job.id: {} for job in jobs}
-    if jobs:
-        rows = session.execute(
-            select(Page.job_id, Page.status, func.count())
-            .where(Page.job_id.in_(list(counts))).group_by(Page.job_id, Page.status)
-        )
-        for job_id, status, count in rows:
+    split = [job.id for job in jobs if job.page_count is not None]
+    splitting = [job.id for job in jobs if job.page_count is None]
+    queries = []
+    if split:
+        queries.append(select(Page.job_id, Page.status, func.count()).where(
+            Page.job_id.in_(split), const_in(Page.status, NOT_DONE_PAGE)))
+    if splitting:
+        queries.append(select(Page.job_id, Page.status, func.count()).where(Page.job_id.in_(splitting)))
+    for query in queries:
+        for job_id, status, count in session.execute(query.group_by(Page.job_id, Page.status)):
             counts[job_id][status] = count
     return {job.id: _progress_of(job, counts[job.id]) for job in jobs}
 
 
 def _progress_of(job: Job, counts: dict[str, int]) -> Progress:
     failed = counts.get(PageStatus.FAILED, 0) + counts.get(PageStatus.DEAD, 0)
-    total = job.page_count if job.page_count is not None else sum(counts.values())
-    return Progress(pages_total=total, pages_done=counts.get(PageStatus.DONE, 0), pages_failed=failed)
+    if job.page_count is None:
+        return Progress(pages_total=sum(counts.values()), pages_done=counts.get(PageStatus.DONE, 0),
+                        pages_failed=failed)
+    unfinished = sum(counts.get(status, 0) for status in OPEN_PAGE)
+    return Progress(pages_total=job.page_count, pages_done=max(job.page_count - unfinished - failed, 0),
+                    pages_failed=failed)
 
 
 def list_pages(session: Session, job_id: str, *, after: int = 0, limit: int = 50) -> list[Page]:
@@ -261,6 +294,19 @@ def request_cancel(session: Session, job_id: str) -> bool:
     """Flag the job and end it as `cancelled` in one conditional UPDATE; False if it was already
     final. Workers see a final job and stop; a split that is running stops at its next page."""
     return transition_job(session, job_id, JobStatus.OPEN, JobStatus.CANCELLED, cancel_requested=True)
+
+
+def mark_purged(session: Session, job_id: str) -> bool:
+    """Record that retention removed the job's files; the page previews (text) go too. Only a
+    final, not yet purged job is marked; returns whether this call marked it."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.purged_at.is_(None), Job.status.in_(JobStatus.FINAL))
+        .values(purged_at=utcnow()))
+    if result.rowcount != 1:
+        return False
+    session.execute(update(Page).where(Page.job_id == job_id, Page.text_preview.is_not(None))
+                    .values(text_preview=None))
+    return True
 
 
 def delete_job(session: Session, job_id: str, tenant_id: str) -> bool:

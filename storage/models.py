@@ -112,6 +112,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     batch_id: Mapped[str | None] = mapped_column(
         ForeignKey("batches.id", ondelete="SET NULL", name="fk_jobs_batch_id"), default=None, index=True)
+    # when retention (workers/retention.py) removed its input, page images and results
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Partial indexes for the hot queries and the status-count triggers: migration 0006.
 
 
 class Page(Base):

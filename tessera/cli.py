@@ -106,24 +106,28 @@ def migrate() -> None:
 def sweep(
     interval: Annotated[float | None, typer.Option(help="repeat every N seconds (default: once)")] = None,
 ) -> None:
-    """Re-send work whose lease expired or whose message was lost (also runs inside `serve`)."""
+    """Re-send work whose lease expired or whose message was lost, deliver due webhooks, purge
+    jobs past TESSERA_RETENTION_DAYS (all of this also runs inside `serve`)."""
     import time
 
     from workers.celery_app import configure
     from workers.enqueue import CeleryEnqueuer
-    from workers.recovery import recover
+    from workers.recovery import Sweeper
     from workers.runtime import Runtime
-    from workers.webhooks import deliver_due_webhooks
 
     settings = get_settings()
-    runtime, enqueuer = Runtime(settings), CeleryEnqueuer(configure(settings))
+    sweeper = Sweeper(Runtime(settings), CeleryEnqueuer(configure(settings)))
     while True:
-        counts = recover(runtime, enqueuer)
-        delivered = deliver_due_webhooks(runtime)
-        typer.echo(f"re-sent {counts.splits} splits, {counts.pages} pages, {counts.assemblies} assemblies; "
-                   f"{counts.dead} pages dead; {delivered} webhooks delivered")
+        report = sweeper.pass_once()
+        counts = report["recovered"]
+        resent = (f"re-sent {counts.splits} splits, {counts.pages} pages, {counts.assemblies} "
+                  f"assemblies; {counts.dead} pages dead" if not isinstance(counts, Exception)
+                  else f"recovery failed: {counts!r}")
+        typer.echo(f"{resent}; {report['webhooks_delivered']} webhooks delivered; "
+                   f"{report['jobs_purged']} jobs purged")
         if interval is None:
-            return
+            failed = any(isinstance(value, Exception) for value in report.values())
+            raise typer.Exit(1 if failed else 0)
         time.sleep(interval)
 
 
@@ -143,25 +147,50 @@ def api_key_create(tenant: Annotated[str, typer.Option(help="tenant name (create
 
 @app.command()
 def submit(
-    paths: Annotated[list[Path], typer.Argument(exists=True, help="files or folders")],
+    paths: Annotated[list[str], typer.Argument(help="files and folders, or one s3://bucket/prefix")],
     server: Annotated[str | None, typer.Option(help="default: TESSERA_SERVER")] = None,
     api_key: Annotated[str | None, typer.Option(help="default: TESSERA_API_KEY")] = None,
-    watch: Annotated[bool, typer.Option("--watch", help="wait and print a summary")] = False,
-    out: Annotated[Path | None, typer.Option(help="download results here (implies --watch)")] = None,
+    out: Annotated[Path, typer.Option(help="results and the manifest go here")] = Path("tessera-results"),
+    format: Annotated[str, typer.Option("--format", help="result formats, comma-separated: "  # noqa: A002
+                                        "json, markdown, csv")] = "json,markdown",
     options: Annotated[str | None, typer.Option(help="job options as JSON")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait with --watch")] = 3600,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="uploads at a time")] = 4,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="send failed ones again")] = False,
+    watch: Annotated[bool, typer.Option("--watch/--no-watch",
+                                        help="wait for results (default) or only submit")] = True,
+    timeout: Annotated[float | None, typer.Option(help="give up waiting after N seconds")] = None,
+    poll_interval: Annotated[float, typer.Option(min=0.1, help="seconds between polls")] = 2.0,
+    progress: Annotated[str, typer.Option(help="auto, rich or plain")] = "auto",
 ) -> None:
-    """Submit documents to a Tessera server (bulk client)."""
-    from tessera.client import TesseraClient, submit_and_watch
+    """Submit documents and write their results under --out, mirroring the input tree; run the
+    same command again to resume (see README: bulk submission)."""
+    import json
+
+    from pydantic import ValidationError
+
+    from api.schemas import JobOptions
+    from tessera.bulk.command import EXIT_USAGE, submit_command
+    from tessera.bulk.formats import parse_formats
+    from tessera.bulk.run import RunOptions
 
     settings = get_settings()
     key = api_key or settings.api_key
     if not key:
         raise typer.BadParameter("no API key: pass --api-key or set TESSERA_API_KEY")
-    client = TesseraClient(server or settings.server, key)
-    failed = submit_and_watch(client, paths, options=options, watch=watch or out is not None,
-                              out=out, timeout=timeout)
-    raise typer.Exit(1 if failed else 0)
+    try:
+        formats = parse_formats(format)
+        parsed = JobOptions.model_validate(json.loads(options)) if options else JobOptions()
+    except (ValueError, ValidationError) as exc:  # JSONDecodeError and ValidationError included
+        typer.echo(f"tessera submit: {exc}", err=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    job_options = parsed.model_dump(exclude_none=True, exclude_defaults=True)
+    if progress not in ("auto", "rich", "plain"):
+        raise typer.BadParameter("--progress is auto, rich or plain")
+    run_options = RunOptions(out=out, formats=formats, job_options=job_options,
+                             concurrency=concurrency, watch=watch, timeout=timeout,
+                             poll_interval=poll_interval, progress=progress)
+    raise typer.Exit(submit_command(paths, server=server or settings.server, api_key=key,
+                                    options=run_options, retry_failed=retry_failed))
 
 
 @app.command()

@@ -1,159 +1,141 @@
-"""A small HTTP client for the v1 API and the `tessera submit` bulk workflow."""
+"""An HTTP client for the v1 API, as the bulk client (tessera/bulk/) uses it.
+
+Every call is counted by kind (uploads, polls, downloads) so a run can say what it cost.
+Overload is waited out, not failed: 429 and 503 answers are retried after the server's
+`Retry-After` (seconds or an HTTP date; 5 s when absent, at most MAX_WAIT_S), up to `max_waits`
+times; a refused or dropped connection (a server restarting) is retried with backoff. A
+submission is safe to repeat because it carries an Idempotency-Key.
+"""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from rich.console import Console
-from rich.table import Table
 
 FINAL = {"succeeded", "partially_succeeded", "failed", "cancelled"}
-DOCUMENT_SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-console = Console()
-
-
-class TesseraClient:
-    def __init__(self, server: str, api_key: str, timeout: float = 120.0):
-        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
-                                 headers={"Authorization": f"Bearer {api_key}"})
-
-    def submit(self, path: Path, options: str | None = None, max_waits: int = 5) -> dict[str, Any]:
-        """POST one file; a 429 is waited out (Retry-After) up to `max_waits` times."""
-        for _ in range(max_waits):
-            with path.open("rb") as handle:
-                data = {"options": options} if options else None
-                response = self.http.post("/v1/jobs", files={"file": (path.name, handle)}, data=data)
-            if response.status_code != 429:
-                break
-            time.sleep(min(float(response.headers.get("Retry-After", "5")), 60.0))
-        return _json_or_raise(response)
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return _json_or_raise(self.http.get(f"/v1/jobs/{job_id}"))
-
-    def result(self, job_id: str, fmt: str = "json") -> bytes:
-        response = self.http.get(f"/v1/jobs/{job_id}/result", params={"format": fmt})
-        response.raise_for_status()
-        return response.content
+RETRY_STATUSES = (429, 503)
+DEFAULT_WAIT_S, MAX_WAIT_S = 5.0, 600.0
+CONNECT_RETRIES = 5
+MAX_IDS_PER_CALL = 200
 
 
 class ApiError(RuntimeError):
+    """An answer that is not a success, with the API's stable error code."""
+
     def __init__(self, status: int, code: str, message: str):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
 
 
-def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
+class Stopped(RuntimeError):
+    """The run was asked to stop (Ctrl-C) while a call waited to retry."""
+
+
+class TesseraClient:
+    """Thread-safe (one httpx.Client); `stop` cuts retry waits short."""
+
+    def __init__(self, server: str, api_key: str, *, timeout: float = 120.0, max_waits: int = 20,
+                 stop: threading.Event | None = None):
+        self.http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout,
+                                 headers={"Authorization": f"Bearer {api_key}"})
+        self.max_waits = max_waits
+        self.stop = stop or threading.Event()
+        self.requests: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def total_requests(self) -> int:
+        """HTTP requests sent (retries included; the waits before them are not requests)."""
+        return sum(n for kind, n in self.requests.items() if kind != "waits")
+
+    # ------------------------------------------------------------------ calls
+
+    def submit_file(self, path: Path, options: dict[str, Any], key: str) -> dict[str, Any]:
+        """POST /v1/jobs with the file (re-read on every retry)."""
+        def request() -> httpx.Response:
+            with path.open("rb") as handle:
+                return self.http.post("/v1/jobs", files={"file": (path.name, handle)},
+                                      data={"options": json.dumps(options)} if options else None,
+                                      headers={"Idempotency-Key": key})
+        return _json_or_raise(self._call("uploads", request))
+
+    def submit_source(self, source: dict[str, str], options: dict[str, Any], key: str) -> dict[str, Any]:
+        """POST /v1/jobs with a JSON source ({"url"} or {"s3_uri"}): the server fetches it."""
+        body = {"source": source, "options": options}
+        return _json_or_raise(self._call("uploads", lambda: self.http.post(
+            "/v1/jobs", json=body, headers={"Idempotency-Key": key})))
+
+    def jobs(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The given jobs (at most MAX_IDS_PER_CALL) in one call; unknown ids are left out."""
+        params = {"ids": ",".join(ids), "limit": str(MAX_IDS_PER_CALL)}
+        return _json_or_raise(self._call("polls", lambda: self.http.get("/v1/jobs", params=params)))["jobs"]
+
+    def result(self, job_id: str, fmt: str) -> bytes:
+        response = self._call("downloads", lambda: self.http.get(f"/v1/jobs/{job_id}/result",
+                                                                 params={"format": fmt}))
+        _json_or_raise(response, body=False)
+        return response.content
+
+    # ------------------------------------------------------------------ retries
+
+    def _call(self, kind: str, send: Callable[[], httpx.Response]) -> httpx.Response:
+        waits = failures = 0
+        while True:
+            self._count(kind)
+            try:
+                response = send()
+            except httpx.TransportError:
+                failures += 1
+                if failures > CONNECT_RETRIES:
+                    raise
+                self._sleep(min(2.0 ** failures, 30.0))
+                continue
+            if response.status_code not in RETRY_STATUSES or waits >= self.max_waits:
+                return response
+            waits += 1
+            self._count("waits")
+            self._sleep(retry_after(response))
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.requests[kind] += 1
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Stopped("stopped while waiting to retry")
+
+
+def retry_after(response: httpx.Response) -> float:
+    """Seconds to wait from `Retry-After` (delta-seconds or an HTTP date; RFC 9110 10.2.3)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return DEFAULT_WAIT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            seconds = DEFAULT_WAIT_S
+    return min(max(seconds, 0.0), MAX_WAIT_S)
+
+
+def _json_or_raise(response: httpx.Response, body: bool = True) -> Any:
     if response.status_code >= 400:
         try:
             error = response.json()["error"]
         except (ValueError, KeyError, TypeError):
             error = {"code": "http_error", "message": response.text[:200]}
         raise ApiError(response.status_code, error.get("code", "?"), error.get("message", ""))
-    return response.json()
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in DOCUMENT_SUFFIXES))
-        else:
-            files.append(path)
-    return files
-
-
-@dataclass
-class Tracked:
-    path: Path
-    job: dict[str, Any] | None = None
-    error: str | None = None
-    submitted_at: float = field(default_factory=time.monotonic)
-    seconds: float | None = None
-
-
-def submit_and_watch(client: TesseraClient, paths: list[Path], *, options: str | None, watch: bool,
-                     out: Path | None, timeout: float) -> bool:
-    """Submit every document, optionally wait for all and print a summary. True if any failed."""
-    tracked = [_submit_one(client, path, options) for path in expand_paths(paths)]
-    if not watch:
-        for item in tracked:
-            console.print(f"{item.path}: {item.job['id'] if item.job else item.error}")
-        return any(item.error for item in tracked)
-    _wait(client, tracked, timeout)
-    if out is not None:
-        _download(client, tracked, out)
-    _summary(client, tracked, out)
-    return any(item.error or (item.job and item.job["status"] != "succeeded") for item in tracked)
-
-
-def _submit_one(client: TesseraClient, path: Path, options: str | None) -> Tracked:
-    item = Tracked(path)
-    try:
-        item.job = client.submit(path, options)
-    except (ApiError, httpx.HTTPError) as exc:
-        item.error = str(exc)
-    return item
-
-
-def _wait(client: TesseraClient, tracked: list[Tracked], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with console.status("processing...") as status:
-        while time.monotonic() < deadline:
-            pending = [t for t in tracked if t.job and t.job["status"] not in FINAL]
-            if not pending:
-                return
-            for item in pending:
-                item.job = client.job(item.job["id"])
-                if item.job["status"] in FINAL:
-                    item.seconds = time.monotonic() - item.submitted_at
-            done = sum(1 for t in tracked if not t.job or t.job["status"] in FINAL)
-            status.update(f"processing... {done}/{len(tracked)} documents finished")
-            time.sleep(0.5)
-    for item in tracked:
-        if item.job and item.job["status"] not in FINAL:
-            item.error = f"still {item.job['status']} after {timeout:.0f} s"
-
-
-def _download(client: TesseraClient, tracked: list[Tracked], out: Path) -> None:
-    for item in tracked:
-        if item.job and item.job["status"] in FINAL - {"cancelled"}:
-            folder = out / item.path.stem
-            folder.mkdir(parents=True, exist_ok=True)
-            try:
-                (folder / "result.json").write_bytes(client.result(item.job["id"], "json"))
-                (folder / "result.md").write_bytes(client.result(item.job["id"], "markdown"))
-            except httpx.HTTPStatusError as exc:
-                item.error = f"no result: {exc.response.status_code}"
-
-
-def _summary(client: TesseraClient, tracked: list[Tracked], out: Path | None) -> None:
-    table = Table(title="Tessera results")
-    for column in ("document", "status", "pages", "seconds", "first lines"):
-        table.add_column(column)
-    for item in tracked:
-        job = item.job or {}
-        status = item.error if item.error and not job else job.get("status", "?")
-        if job.get("error"):
-            status = f"{status} ({job['error']['code']})"
-        pages = job.get("progress", {})
-        table.add_row(item.path.name, status, f"{pages.get('pages_done', 0)}/{pages.get('pages_total', 0)}",
-                      f"{item.seconds:.1f}" if item.seconds else "-", _first_lines(client, job, out, item))
-    console.print(table)
-    if out is not None:
-        console.print(f"results (result.json, result.md per document) are in {out.resolve()}")
-
-
-def _first_lines(client: TesseraClient, job: dict[str, Any], out: Path | None, item: Tracked) -> str:
-    if job.get("status") not in ("succeeded", "partially_succeeded"):
-        return ""
-    path = out / item.path.stem / "result.json" if out else None
-    document = json.loads(path.read_bytes() if path and path.exists() else client.result(job["id"]))
-    text = next((p.get("text", "") for p in document["pages"] if p.get("text")), "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()][:2]
-    return " / ".join(line[:60] for line in lines)
+    return response.json() if body else None

@@ -16,6 +16,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EngineName = Literal["rapidocr", "internvl", "digest"]
+# Celery's worker_max_memory_per_child by engine when TESSERA_WORKER_MAX_MEMORY_MB is not set:
+# about 3x the pool process's measured peak for the CPU engines (bench/worker_soak.py); off for
+# InternVL, whose pool process holds the model (reloading it takes minutes).
+ENGINE_MEMORY_MB = {"rapidocr": 3072, "digest": 3072, "internvl": 0}
 
 
 class Settings(BaseSettings):
@@ -77,6 +81,13 @@ class Settings(BaseSettings):
     lease_s: float = Field(30.0, gt=0)
     sweep_interval_s: float = Field(15.0, gt=0)
     stale_queued_s: float = Field(300.0, gt=0)  # queued work untouched this long is sent again
+    # Retention (workers/retention.py): finished jobs' files and results are purged after this
+    # many days (fractions allowed); None keeps everything.
+    retention_days: float | None = Field(None, gt=0)
+    # Celery replaces a pool process whose resident memory passed this after a task (a safety
+    # net against leaks; bench/worker_soak.py measures the real growth). None: the engine's
+    # default (ENGINE_MEMORY_MB); 0: off.
+    worker_max_memory_mb: int | None = Field(None, ge=0)
 
     # Bulk submission: archives (api/archives.py) and fetched sources (api/sources.py).
     archive_max_entries: int = Field(1000, ge=1)  # documents per batch, nested archives included
@@ -162,6 +173,13 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @property
+    def worker_memory_limit_mb(self) -> int:
+        """Resident memory (MB) past which Celery replaces a pool process after its task; 0: never."""
+        if self.worker_max_memory_mb is None:
+            return ENGINE_MEMORY_MB[self.engine]
+        return self.worker_max_memory_mb
 
     @property
     def blob_dir(self) -> Path:

@@ -141,6 +141,13 @@ class Unauthorized(TesseraError):
     http_status = 401
 
 
+class ResultPurged(TesseraError):
+    """The job's files and results were removed by retention (TESSERA_RETENTION_DAYS)."""
+
+    code = "result_purged"
+    http_status = 410
+
+
 class Conflict(TesseraError):
     code = "conflict"
     http_status = 409

@@ -72,6 +72,10 @@ def celery_config(settings: Settings, queues: Iterable[str] = QUEUES) -> dict[st
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "imports": ["workers.tasks", "workers.webhooks"],
     }
+    if settings.worker_memory_limit_mb:
+        # A safety net against leaks, checked after each task (Celery compares the pool process's
+        # peak RSS, in KiB); the task finishes first, so nothing is lost. TESSERA_WORKER_MAX_MEMORY_MB.
+        config["worker_max_memory_per_child"] = settings.worker_memory_limit_mb * 1024
     if settings.embedded:
         folder = settings.queue_dir.resolve()
         for sub in ("messages", "processed", "control"):

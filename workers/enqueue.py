@@ -19,6 +19,9 @@ class Enqueuer(Protocol):
     def split(self, job_id: str, high: bool = False) -> None: ...
     def infer(self, page_ids: list[int], high: bool = False) -> None: ...
     def assemble(self, job_id: str) -> None: ...
+    def depth(self, queue: str) -> int | None:
+        """Messages waiting in `queue` (not yet delivered); None when the broker cannot say."""
+        ...
 
 
 class CeleryEnqueuer:
@@ -42,6 +45,13 @@ class CeleryEnqueuer:
     def assemble(self, job_id: str) -> None:
         self._send(ASSEMBLE, job_id)
 
+    def depth(self, queue: str) -> int | None:
+        try:
+            with self.app.connection_for_write() as connection:
+                return int(connection.default_channel.queue_declare(queue=queue, passive=True).message_count)
+        except Exception:  # noqa: BLE001 (the broker is away or cannot say: the caller assumes the worst)
+            return None
+
 
 class LocalEnqueuer:
     """Runs stages in this process, in order, until no work is left (one-shot `tessera run`)."""
@@ -58,6 +68,9 @@ class LocalEnqueuer:
 
     def assemble(self, job_id: str) -> None:
         self.pending.append((ASSEMBLE, (job_id,)))
+
+    def depth(self, queue: str) -> int | None:
+        return sum(1 for name, _ in self.pending if QUEUE_OF[name] == queue)
 
     def drain(self) -> None:
         while self.pending:

@@ -19,18 +19,18 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.archives import Entry, open_archive
 from api import pagination
+from api.bodies import openapi_body, read_json, read_multipart
 from api.pagination import as_utc
 from api.deps import BlobsDep, EnqueuerDep, SessionDep, SettingsDep, TenantDep
 from api.schemas import ErrorBody, ErrorInfo, JobOptions
 from api.sources import S3Source, UrlSource, check_url, fetch_all, list_s3_prefix, s3_client
-from api.submission import create_job, parse_options
-from api.uploads import check_declared_length, read_multipart
+from api.submission import create_job
 from storage import batches as batch_repo
 from storage.models import Batch, BatchSource, JobStatus
 from storage.webhooks import enqueue_batch_finished_webhook
@@ -41,7 +41,6 @@ from tessera.errors import (
     EmptyBatch,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     TesseraError,
     TooManyEntries,
     UnsupportedMediaType,
@@ -104,27 +103,10 @@ class BatchList(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
 
 
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """A JSON schema with its `$defs` inlined (the OpenAPI document cannot see them)."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: walk(value) for key, value in node.items()}
-        return [walk(item) for item in node] if isinstance(node, list) else node
-
-    return walk(schema)
-
-
-OPENAPI_BODY = {"requestBody": {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "format": "binary", "description": "zip, tar or tar.gz"},
-        "options": {"type": "string", "description": "job options as JSON, for every job"},
-        "webhook_url": {"type": "string"}}}},
-    "application/json": {"schema": _inline_refs(BatchSourcesIn.model_json_schema())},
-}}}
+OPENAPI_BODY = openapi_body({
+    "file": {"type": "string", "format": "binary", "description": "zip, tar or tar.gz"},
+    "options": {"type": "string", "description": "job options as JSON, for every job"},
+    "webhook_url": {"type": "string"}}, BatchSourcesIn)
 
 
 SUBMIT_RESPONSES = {
@@ -146,7 +128,6 @@ async def submit_batch(
     if content_type.startswith("multipart/form-data"):
         source, webhook_url, options, entries = await _archive_request(request, settings)
     elif content_type.startswith("application/json"):
-        check_declared_length(request, settings.max_json_body_bytes)
         source, webhook_url, options, entries = await _sources_request(request, settings)
     else:
         raise UnsupportedMediaType("send multipart/form-data with an archive in 'file', "
@@ -198,25 +179,15 @@ def get_batch(batch_id: str, session: SessionDep, tenant: TenantDep) -> BatchOut
 
 async def _archive_request(request: Request, settings: Settings
                            ) -> tuple[str, str | None, JobOptions, Callable[[], Iterator[Entry]]]:
-    upload = await read_multipart(request, settings.max_upload_bytes)
-    options = parse_options(upload.fields.get("options"))
-    webhook_url = upload.fields.get("webhook_url", "").strip() or None
-    return BatchSource.ARCHIVE, webhook_url, options, lambda: open_archive(upload.data, settings)
+    form, data, _, options = await read_multipart(request, settings.max_upload_bytes)
+    webhook_url = form.get("webhook_url")
+    hook = webhook_url if isinstance(webhook_url, str) and webhook_url.strip() else None
+    return BatchSource.ARCHIVE, hook, options, lambda: open_archive(data, settings)
 
 
 async def _sources_request(request: Request, settings: Settings
                            ) -> tuple[str, str | None, JobOptions, Callable[[], Iterator[Entry]]]:
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > settings.max_json_body_bytes:
-            raise PayloadTooLarge(f"the JSON body is larger than the "
-                                  f"{settings.max_json_body_bytes // 1024} KiB limit")
-    try:
-        body = BatchSourcesIn.model_validate_json(bytes(raw))
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidInput(f"invalid batch request: {details}"[:1000]) from exc
+    body = await read_json(request, settings.max_json_body_bytes, BatchSourcesIn, "batch request")
     if body.sources is not None:
         if len(body.sources) > settings.archive_max_entries:
             raise TooManyEntries(f"{len(body.sources)} sources; the limit is {settings.archive_max_entries}")

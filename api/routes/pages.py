@@ -24,8 +24,8 @@ from api.schemas import (
 )
 from storage import jobs as job_repo
 from storage.blobs import BlobKeys, BlobNotFound, BlobStore
-from storage.models import JobStatus, Page, PageStatus
-from tessera.errors import Conflict, NotFound
+from storage.models import Job, JobStatus, Page, PageStatus
+from tessera.errors import Conflict, NotFound, ResultPurged
 from tessera.formats import ARCHIVE_FORMATS, RESULT_FORMATS, ResultFormat
 from workers.outputs.pages import output_page
 from workers.outputs.single_page import page_format
@@ -43,11 +43,13 @@ RESULT_OK = {
     "content": {"application/json": {}, "text/markdown": {}, "text/csv": {}, "text/plain": {},
                 "text/vnd.hocr+html": {}, "application/pdf": {}},
 }
+PURGED = (410, "`result_purged`: retention removed the job's files and results "
+                "(TESSERA_RETENTION_DAYS); the job itself is still listed, with `purged_at`")
 RESULT_ERRORS = error_responses(
     UNAUTHORIZED, INVALID_REQUEST,
     (404, "`not_found`: no such job; `no_result`: it ended without a result"),
     (409, "`job_not_finished`: the result exists once the job has ended; `no_archive_format`: a "
-          "job that ended failed or cancelled has no txt, hocr or pdf"),
+          "job that ended failed or cancelled has no txt, hocr or pdf"), PURGED,
 )
 PAGE_OK = {"description": "json: the page (PageOut); txt: its text; hocr: an hOCR document of "
                           "this page alone",
@@ -55,15 +57,19 @@ PAGE_OK = {"description": "json: the page (PageOut); txt: its text; hocr: an hOC
 
 
 @router.get("/{job_id}/pages", response_model=PageList, summary="List a job's pages",
-            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST, INVALID_CURSOR))
+            responses=error_responses(UNAUTHORIZED, JOB_NOT_FOUND, INVALID_REQUEST, INVALID_CURSOR,
+                                      PURGED))
 def list_pages(
     job_id: str, session: SessionDep, tenant: TenantDep, blobs: BlobsDep,
     limit: Annotated[int, Query(ge=1, le=200, description="pages per response")] = 50,
     cursor: Annotated[str | None, Query(description="the previous response's `next_cursor`")] = None,
     include: Annotated[Literal["text"] | None, Query(description="`text`: add the full text")] = None,
 ) -> PageList:
-    """Status, size, engine and a text preview of each page, in page order, `limit` at a time."""
+    """Status, size, engine and a text preview of each page, in page order, `limit` at a time
+    (once the job is purged: no previews, and `include=text` answers 410)."""
     job = job_or_404(session, tenant.id, job_id)
+    if include:
+        _check_not_purged(job)
     after = pagination.decode_page_cursor(cursor) if cursor is not None else 0
     pages = job_repo.list_pages(session, job.id, after=after, limit=limit + 1)
     more, pages = len(pages) > limit, pages[:limit]
@@ -88,7 +94,7 @@ def _page_result(blobs: BlobStore, page: Page) -> dict | None:
 
 @router.get("/{job_id}/pages/{page_no}", response_model=PageOut, summary="Get one page's result",
             responses={200: PAGE_OK, **error_responses(
-                UNAUTHORIZED, INVALID_REQUEST,
+                UNAUTHORIZED, INVALID_REQUEST, PURGED,
                 (404, "`not_found`: no such job for this tenant, or page"),
                 (409, "`page_not_done`: txt and hocr exist once the page is done"))})
 def get_page(job_id: str, page_no: PageNo, session: SessionDep, tenant: TenantDep,
@@ -97,6 +103,7 @@ def get_page(job_id: str, page_no: PageNo, session: SessionDep, tenant: TenantDe
     """One page's text, lines, charts, tiles, engine and timings (pages are numbered from 1); or
     its text alone (`txt`), or an hOCR document of it (`hocr`)."""
     job = job_or_404(session, tenant.id, job_id)
+    _check_not_purged(job)
     page = job_repo.get_page(session, job_id, page_no)
     if page is None:
         raise NotFound(f"job {job_id} has no page {page_no}")
@@ -118,6 +125,7 @@ def get_result(job_id: str, session: SessionDep, tenant: TenantDep, blobs: Blobs
     table row: page, chart, title, row (0 = the table's column names), col_1..col_N. `txt`,
     `hocr` and `pdf` exist for jobs that succeeded or partially succeeded."""
     job = job_or_404(session, tenant.id, job_id)
+    _check_not_purged(job)
     if job.status not in JobStatus.FINAL:
         raise Conflict(f"job {job_id} is {job.status}; the result exists once it has finished",
                        code="job_not_finished")
@@ -142,3 +150,9 @@ def _download(data: bytes, fmt: ResultFormat, stem: str) -> Response:
     return Response(content=data, media_type=fmt.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{stem}{fmt.suffix}"',
                              "X-Content-Type-Options": "nosniff"})
+
+
+def _check_not_purged(job: Job) -> None:
+    if job.purged_at is not None:
+        raise ResultPurged(f"job {job.id} ended more than the retention period ago; its files and "
+                           f"results were removed on {job.purged_at:%Y-%m-%d}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,10 +99,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]) -
         worker.stop()
 
 
-@pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home = tmp_path_factory.mktemp("api-embedded")
-    env = tessera_env({"TESSERA_HOME": str(home)})
+@contextmanager
+def embedded_api(home: Path, **settings: str) -> Iterator[Api]:
+    """`tessera serve --no-worker` on the embedded defaults under `home`, with `TESSERA_*`
+    settings on top (e.g. TESSERA_MAX_UPLOAD_BYTES)."""
+    env = tessera_env({"TESSERA_HOME": str(home), **settings})
     url = Settings(home=Path(home)).sqlalchemy_url
     upgrade(url)
     server = Server(env, home / "serve.log", worker=False)
@@ -112,6 +114,12 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     finally:
         api.close()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with embedded_api(tmp_path_factory.mktemp("api-embedded")) as api:
+        yield api
 
 
 @pytest.fixture(params=["embedded", "stack"])

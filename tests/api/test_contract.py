@@ -107,10 +107,13 @@ def test_openapi_describes_every_route(embedded) -> None:  # noqa: ANN001
     for name in ("JobOut", "PageOut", "PageSummary", "ErrorBody"):
         assert schemas[name].get("examples"), name
     # uploads as client generators read them (tests/api/test_generated_client.py uses one)
-    form = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    bodies = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]
+    form = bodies["multipart/form-data"]["schema"]
     assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
-    body = form["properties"]["options"]
-    assert body["contentSchema"]["title"] == "JobOptions" and body["contentSchema"]["examples"]
+    options = form["properties"]["options"]
+    assert options["contentSchema"]["title"] == "JobOptions" and options["contentSchema"]["examples"]
+    source = bodies["application/json"]["schema"]  # {"source": {"url"} | {"s3_uri"}, "options"}
+    assert source["required"] == ["source"] and len(source["properties"]["source"]["anyOf"]) == 2
     archive = spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert archive["schema"]["properties"]["file"]["format"] == "binary"
     assert spec["paths"]["/v1/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == \

@@ -59,3 +59,15 @@ def test_odd_options_are_refused_never_a_server_error(embedded, options: str) ->
         return
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_options"
+
+
+def test_a_json_source_on_a_private_address_is_refused_unfetched(stack) -> None:  # noqa: ANN001
+    """The suite's server keeps the default: no private addresses (TESSERA_ALLOW_PRIVATE_URLS)."""
+    from tests.security.http_helpers import LocalHttp, Reply
+
+    with LocalHttp() as web:
+        url = web.serve("/doc.pdf", Reply(body=pdf(1, "private")))
+        response = stack.new_client().http.post("/v1/jobs", json={"source": {"url": url}})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "source_not_allowed"
+        assert web.received("/doc.pdf") == []

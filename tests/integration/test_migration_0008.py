@@ -26,7 +26,7 @@ def test_0008_started_at_up_down_up_keeps_the_data(url: str) -> None:  # noqa: F
     upgrade(url, "0008")
     assert "started_at" in columns(url, "pages") and INDEXES <= page_indexes(url)
     assert count_pages(url) == 1
-    command.downgrade(alembic_config(url), "0004")
+    command.downgrade(alembic_config(url), "0006")
     assert "started_at" not in columns(url, "pages") and not INDEXES & page_indexes(url)
     assert count_pages(url) == 1
     upgrade(url, "0008")

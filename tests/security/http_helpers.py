@@ -31,8 +31,11 @@ class Reply:
 
 
 class LocalHttp:
-    def __init__(self) -> None:
+    """`fallback` answers requests to paths without a route (default: 404)."""
+
+    def __init__(self, fallback: Callable[[Request], Reply] | None = None) -> None:
         self.routes: dict[str, Callable[[Request], Reply]] = {}
+        self.fallback = fallback or (lambda _request: Reply(404, b"not found"))
         self.requests: list[Request] = []
         self._lock = threading.Condition()  # notified at each request: waiters wake on arrival
         owner = self
@@ -50,9 +53,8 @@ class LocalHttp:
                 with owner._lock:
                     owner.requests.append(request)
                     owner._lock.notify_all()
-                route = owner.routes.get(self.path.split("?", 1)[0])
-                reply = route(request) if route else Reply(404, b"not found")
-                self._send(reply)
+                route = owner.routes.get(self.path.split("?", 1)[0], owner.fallback)
+                self._send(route(request))
 
             def _send(self, reply: Reply) -> None:
                 self.send_response(reply.status)
@@ -74,7 +76,7 @@ class LocalHttp:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            do_GET = do_POST = _serve  # noqa: N815
+            do_GET = do_POST = do_DELETE = _serve  # noqa: N815
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:

@@ -3,9 +3,6 @@ up again on SQLite and PostgreSQL, with rows in place: nothing already stored ma
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
@@ -23,18 +20,9 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mig.db'}"
-    server = request.getfixturevalue("postgres")
-    name = f"mig_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(server.url.replace("postgresql://", "postgresql+psycopg://")).execution_options(
-        isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
+@pytest.fixture
+def url(database_url: str) -> str:
+    return database_url
 
 
 def columns(url: str, table: str) -> set[str]:

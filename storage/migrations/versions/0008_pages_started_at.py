@@ -2,7 +2,7 @@
 queued, started, done and failed per minute over the last hour (storage/queue_stats.py)
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-30 15:00:00
 
 A plain ADD COLUMN, nullable (no batch rebuild on SQLite: see 0002): pages claimed before it have
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
