@@ -151,8 +151,8 @@ def submit(
     server: Annotated[str | None, typer.Option(help="default: TESSERA_SERVER")] = None,
     api_key: Annotated[str | None, typer.Option(help="default: TESSERA_API_KEY")] = None,
     out: Annotated[Path, typer.Option(help="results and the manifest go here")] = Path("tessera-results"),
-    format: Annotated[str, typer.Option("--format", help="result formats, comma-separated: "  # noqa: A002
-                                        "json, markdown, csv")] = "json,markdown",
+    format: Annotated[str, typer.Option("--format", help=(  # noqa: A002
+        f"result files to write, comma-separated: {', '.join(RESULT_FORMATS)}"))] = DEFAULT_FORMATS,
     options: Annotated[str | None, typer.Option(help="job options as JSON")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="uploads at a time")] = 4,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="send failed ones again")] = False,
@@ -170,7 +170,6 @@ def submit(
 
     from api.schemas import JobOptions
     from tessera.bulk.command import EXIT_USAGE, submit_command
-    from tessera.bulk.formats import parse_formats
     from tessera.bulk.run import RunOptions
 
     settings = get_settings()

@@ -32,7 +32,8 @@ from rich.console import Console
 
 from tessera.bulk import manifest as states
 from tessera.bulk import summary as report
-from tessera.bulk.formats import ResultFormat, output_path, write_atomically
+from tessera.bulk.formats import output_path, write_atomically
+from tessera.formats import ResultFormat
 from tessera.bulk.inputs import file_sha256
 from tessera.bulk.manifest import Document, Manifest
 from tessera.bulk.progress import Display, Snapshot, make_display
@@ -267,7 +268,7 @@ class BulkRun:
     def _write_results(self, job_id: str, keys: list[str]) -> None:
         """In a worker thread: every format, to every input that is this job's document."""
         for fmt in self.options.formats:
-            data = self.client.result(job_id, fmt.query)
+            data = self.client.result(job_id, fmt.name)
             for key in keys:
                 write_atomically(output_path(self.options.out, key, fmt), data)
 

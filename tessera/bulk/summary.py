@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera.bulk import manifest as states
-from tessera.bulk.formats import FORMATS, ResultFormat, output_path
+from tessera.bulk.formats import output_path
+from tessera.formats import RESULT_FORMATS, ResultFormat
 from tessera.bulk.manifest import Manifest
 from tessera.bulk.progress import Snapshot, failures_text
 
@@ -72,7 +73,7 @@ def document_table(manifest: Manifest, out: Path) -> Table:
         if document.error_code:
             status = f"{status} ({document.error_code})"
         table.add_row(document.key, status, f"{document.pages_done or 0}/{document.pages_total or 0}",
-                      first_lines(output_path(out, document.key, FORMATS["json"])))
+                      first_lines(output_path(out, document.key, RESULT_FORMATS["json"])))
     return table
 
 

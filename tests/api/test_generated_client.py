@@ -49,7 +49,7 @@ def test_a_generated_client_submits_polls_and_reads_a_page(stack, tmp_path: Path
         sys.path.remove(str(tmp_path))
     client = api.AuthenticatedClient(base_url=stack.server.url, token=key)
     document = pdf(2, "generated")
-    body = models.SubmitJobV1JobsPostJobUpload(
+    body = models.SubmitJobV1JobsPostFilesJobUpload(
         file=types.File(payload=io.BytesIO(document), file_name="generated.pdf", mime_type="application/pdf"),
         options='{"pages": "2"}')
     submitted = submit.sync_detailed(client=client, body=body)

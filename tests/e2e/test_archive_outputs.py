@@ -198,9 +198,9 @@ def test_tessera_run_writes_the_formats_asked_for(tmp_path: Path, jobs) -> None:
     source.write_bytes(DOCUMENTS["scan.png"])
     env = tessera_env({"TESSERA_HOME": str(tmp_path / "home")})
     run_cli(env, "run", str(source), "--out", str(tmp_path / "out"), "--format", "pdf,hocr,txt")
-    folder = tmp_path / "out" / "scan"
-    assert sorted(p.name for p in folder.iterdir()) == ["result.hocr", "result.pdf", "result.txt"]
-    assert (folder / "result.txt").read_text() == jobs["scan.png"]["pages"][0]["text"] + "\n"
-    assert hocr_problems((folder / "result.hocr").read_bytes()) == []
-    assert pdf_search((folder / "result.pdf").read_bytes(), SCAN[0]) == [1]
-    assert np.isclose(pdf_page_sizes((folder / "result.pdf").read_bytes())[0][0], 300.0)
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["scan.png.hocr", "scan.png.pdf", "scan.png.txt"]
+    assert (out / "scan.png.txt").read_text() == jobs["scan.png"]["pages"][0]["text"] + "\n"
+    assert hocr_problems((out / "scan.png.hocr").read_bytes()) == []
+    assert pdf_search((out / "scan.png.pdf").read_bytes(), SCAN[0]) == [1]
+    assert np.isclose(pdf_page_sizes((out / "scan.png.pdf").read_bytes())[0][0], 300.0)

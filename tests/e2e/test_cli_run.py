@@ -34,15 +34,16 @@ def truth_of(stem: str) -> list[str]:
     return [page.read_text(encoding="utf-8") for page in pages]
 
 
-def assert_reads_like_its_truth(folder: Path, stem: str) -> None:
-    document = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+def assert_reads_like_its_truth(result: Path, stem: str) -> None:
+    """`result`: the document's output path without a suffix (out/<input path>)."""
+    document = json.loads(Path(f"{result}.json").read_text(encoding="utf-8"))
     truth = truth_of(stem)
     assert [(page["page"], page["status"]) for page in document["pages"]] == \
         [(n, "done") for n in range(1, len(truth) + 1)]
     for page, expected in zip(document["pages"], truth):
         cer = char_error_rate(page["text"], expected)
         assert cer <= MAX_CER, f"{stem} page {page['page']}: CER {cer:.3f}: {page['text']!r}"
-    assert (folder / "result.md").read_text(encoding="utf-8").count("<!-- page ") == len(truth)
+    assert Path(f"{result}.md").read_text(encoding="utf-8").count("<!-- page ") == len(truth)
 
 
 def test_run_on_the_samples_folder_reads_every_page_like_its_truth(tmp_path: Path) -> None:
@@ -50,11 +51,12 @@ def test_run_on_the_samples_folder_reads_every_page_like_its_truth(tmp_path: Pat
     proc = run(tessera_env({"TESSERA_HOME": str(tmp_path / "home")}), "run", "samples", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     documents = sorted(p for p in SAMPLES.iterdir() if p.suffix in (".pdf", ".png", ".jpg"))
-    assert sorted(folder.name for folder in out.iterdir()) == [p.stem for p in documents]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.name}{suffix}" for p in documents
+                                                           for suffix in (".json", ".md"))
     for path in documents:
-        assert_reads_like_its_truth(out / path.stem, path.stem)
+        assert_reads_like_its_truth(out / path.name, path.stem)
         pages = len(truth_of(path.stem))
-        assert f"samples/{path.name}: succeeded ({pages} pages) -> {out / path.stem}" in proc.stdout
+        assert f"{path}: succeeded ({pages} pages) -> {out / path.name}.*" in proc.stdout
 
 
 def test_run_exits_1_and_says_why_for_each_document_that_failed(tmp_path: Path) -> None:
@@ -68,11 +70,14 @@ def test_run_exits_1_and_says_why_for_each_document_that_failed(tmp_path: Path) 
     env = tessera_env({"TESSERA_HOME": str(tmp_path / "home"), "TESSERA_ENGINE": "digest"})
     proc = run(env, "run", str(folder), "--out", str(out), "--options", '{"dpi": 72}')
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["cut", "good", "two"]
-    assert json.loads((out / "cut" / "error.json").read_text())["code"] == "corrupt_document"
-    good = json.loads((out / "good" / "result.json").read_text())
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["cut.pdf.error.json", "good.png.json", "good.png.md", "nested/two.pdf.json",
+                       "nested/two.pdf.md"]
+    assert json.loads((out / "cut.pdf.error.json").read_text())["code"] == "corrupt_document"
+    good = json.loads((out / "good.png.json").read_text())
     assert [p["text"] for p in good["pages"]] == [expected_text(Image.open(io.BytesIO(label_png("good"))))]
-    assert [p["status"] for p in json.loads((out / "two" / "result.json").read_text())["pages"]] == ["done"] * 2
+    assert [p["status"] for p in json.loads((out / "nested" / "two.pdf.json").read_text())["pages"]] == \
+        ["done"] * 2
     assert "corrupt_document" in proc.stdout and "two.pdf: succeeded (2 pages)" in proc.stdout
 
 
@@ -89,5 +94,5 @@ def test_the_demo_runs_the_main_job_in_its_short_form(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "scripts/demo.sh"], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert_reads_like_its_truth(tmp_path / "out" / "table", "table")
+    assert_reads_like_its_truth(tmp_path / "out" / "table.png", "table")
     assert "table.png" in proc.stdout and "succeeded" in proc.stdout

@@ -115,7 +115,7 @@ def _pages(proc: subprocess.Popen, out: Path) -> dict[str, Page]:
             tokens[event["page"]] = event["tokens"]
     pages = {}
     for stem in SIZES:
-        result = json.loads((out / stem / "result.json").read_text())
+        result = json.loads((out / f"{stem}.png.json").read_text())
         [page] = result["pages"]
         pages[stem] = Page(
             page["tiles"]["grid"],

@@ -13,7 +13,8 @@ import pytest
 from rich.console import Console
 
 from tessera.bulk import manifest as states
-from tessera.bulk.formats import FORMATS, output_path, parse_formats
+from tessera.bulk.formats import output_path
+from tessera.formats import RESULT_FORMATS, parse_formats
 from tessera.bulk.inputs import Input, local_inputs, local_root, safe_key
 from tessera.bulk.manifest import Manifest
 from tessera.bulk.progress import PageRate, PlainDisplay, RichDisplay, Snapshot, eta
@@ -25,8 +26,8 @@ def test_formats_and_where_results_land(tmp_path: Path) -> None:
     assert [f.name for f in parse_formats(" Markdown,json,markdown ")] == ["markdown", "json"]
     with pytest.raises(ValueError, match="choose from json, markdown, csv"):
         parse_formats("json,docx")
-    assert output_path(tmp_path, "a/report.pdf", FORMATS["json"]) == tmp_path / "a/report.pdf.json"
-    assert output_path(tmp_path, "a/report.pdf", FORMATS["markdown"]) == tmp_path / "a/report.pdf.md"
+    assert output_path(tmp_path, "a/report.pdf", RESULT_FORMATS["json"]) == tmp_path / "a/report.pdf.json"
+    assert output_path(tmp_path, "a/report.pdf", RESULT_FORMATS["markdown"]) == tmp_path / "a/report.pdf.md"
 
 
 def test_inputs_mirror_the_tree_under_their_common_folder(tmp_path: Path) -> None:
