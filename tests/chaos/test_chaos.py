@@ -103,14 +103,21 @@ def submit(client, pdf: bytes, name: str, **options) -> str:  # noqa: ANN001, AN
     return response.json()["id"]
 
 
-def finish(running: Stack, client, db: Db, faults: Faults, job_id: str) -> dict:  # noqa: ANN001
-    """Wait for the job to end; print the figures; assert that recovery really ran."""
+def finish(running: Stack, client, db: Db, faults: Faults, job_id: str, *,  # noqa: ANN001
+           expect_second_attempts: bool = True) -> dict:
+    """Wait for the job to end; print the figures; assert that recovery really ran.
+
+    A kill loses the work in flight, so some page must have needed a second attempt or a
+    re-send. A short graceful outage need not: the workers ride through it in-process
+    (`_durably` in workers/infer.py keeps the page's attempt), so those tests pass
+    `expect_second_attempts=False` and prove the hit from the workers' logs instead."""
     job = client.wait(job_id, timeout=300, each_poll=running.supervise)
     finished_at = time.monotonic()
     attempts, resent = db.attempts(job_id), resent_by_sweeper(running.server.log)
     print(faults.summary(finished_at, attempts, resent))
-    assert any(attempt > 1 for attempt in attempts) or resent["pages"] > 0, (
-        f"no page needed a second attempt and none was re-sent: the faults hit nothing ({attempts})")
+    if expect_second_attempts:
+        assert any(attempt > 1 for attempt in attempts) or resent["pages"] > 0, (
+            f"no page needed a second attempt and none was re-sent: the faults hit nothing ({attempts})")
     return job
 
 
@@ -314,7 +321,7 @@ def test_graceful_stops_of_redis_and_postgres_mid_run(stack, redis_srv, postgres
         assert client.http.get(f"/v1/jobs/{job_id}").status_code == 503  # a clear 503, never a 500
     finally:
         postgres.start()
-    job = finish(running, client, db, faults, job_id)
+    job = finish(running, client, db, faults, job_id, expect_second_attempts=False)
     assert_hit_working_processes(running, ("Connection to broker lost",), ("OperationalError",))
     texts = poppler_texts(pdf, DPI)
     check_every_page(client, env, db, done_log, job, texts)
