@@ -16,6 +16,8 @@ hold the model twice.
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import signal
 import subprocess
 import sys
@@ -28,20 +30,28 @@ import structlog
 log = structlog.get_logger(__name__)
 RESTART_DELAY_S = 2.0
 PR_SET_PDEATHSIG = 1
-EMBEDDED_QUEUES = ("gpu", "cpu,webhooks")  # one worker process per entry
+# One worker process per entry: (queues, niceness). The split/assemble worker runs at a lower
+# priority (nice +10): on one machine the engine is the bottleneck, so when both want the cores
+# the engine gets them, and rendering and PDF building fill the time it leaves idle. At equal
+# priority the engine ran about 15% slower beside them (bench/pipeline_ratio.py).
+EMBEDDED_WORKERS = (("gpu", 0), ("cpu,webhooks", 10))
 
 
-def _die_with_parent() -> None:
+def _child_setup(niceness: int) -> None:
     """Runs in the child before exec: the kernel sends it SIGTERM when `serve` dies, however
-    it dies (even SIGKILL), so no worker outlives its server."""
+    it dies (even SIGKILL), so no worker outlives its server; then its niceness."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if niceness:
+        os.nice(niceness)
 
 
 class WorkerSupervisor:
-    """`queues`: one `tessera worker --queues ...` process per entry, each of `concurrency`."""
+    """`workers`: one `tessera worker --queues ...` process per (queues, niceness) entry, each
+    of `concurrency`."""
 
-    def __init__(self, queues: Sequence[str] = EMBEDDED_QUEUES, concurrency: int = 1):
-        self.queues = list(queues)
+    def __init__(self, workers: Sequence[tuple[str, int]] = EMBEDDED_WORKERS, concurrency: int = 1):
+        self.queues = [queues for queues, _ in workers]
+        self.niceness = [niceness for _, niceness in workers]
         self.argvs = [[sys.executable, "-m", "tessera.cli", "worker", "--queues", names,
                        "--concurrency", str(concurrency)] for names in self.queues]
         self.processes: list[subprocess.Popen | None] = [None] * len(self.argvs)
@@ -50,12 +60,12 @@ class WorkerSupervisor:
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.processes = [self._spawn(argv) for argv in self.argvs]
+        self.processes = [self._spawn(index) for index in range(len(self.argvs))]
         self._thread.start()
 
-    @staticmethod
-    def _spawn(argv: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(argv, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    def _spawn(self, index: int) -> subprocess.Popen:
+        setup = functools.partial(_child_setup, self.niceness[index])
+        return subprocess.Popen(self.argvs[index], preexec_fn=setup)  # noqa: PLW1509
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
@@ -66,7 +76,7 @@ class WorkerSupervisor:
                     time.sleep(RESTART_DELAY_S)
                     if self._stopping.is_set():
                         return
-                    self.processes[index] = self._spawn(self.argvs[index])
+                    self.processes[index] = self._spawn(index)
                     self.restarts += 1
 
     def check(self) -> None:
