@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pdf2image import convert_from_bytes
 from pdf2image.exceptions import PDFPageCountError, PDFPopplerTimeoutError
-from PIL import Image, ImageChops, ImageOps, ImageSequence
+from PIL import Image, ImageOps, ImageSequence
 
 from tessera.errors import CorruptDocument, ImageTooLarge
 from workers.documents import TIFF, DocumentInfo, open_image
@@ -30,11 +30,8 @@ from workers.render_plan import PageRender
 
 RENDER_CHUNK_PAGES = 8
 PAGE_RENDER_BUDGET_S = 60  # poppler on one page; a PDF can hide a huge image pdfinfo cannot see
-# Stored page images (encode_png): colour pages as 24-bit PNG at level 1, lossless and about 5x
-# cheaper to encode than Pillow's default level; grey pages as 8-bit grey PNG at zlib's default
-# level, the encoding the searchable PDF embeds them in (workers/outputs/page_images.py).
+# PNG at level 1: lossless for OCR and about 5x cheaper to encode than Pillow's default level.
 PNG_COMPRESS_LEVEL = 1
-PNG_GREY_LEVEL = 6
 EXIF_ORIENTATION = 0x0112
 # EXIF Orientation -> (degrees turned clockwise to display, mirrored), CIPA DC-008 / TIFF 6.0
 ORIENTATIONS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True),
@@ -152,25 +149,6 @@ def _over_white(image: Image.Image, alpha: Image.Image) -> Image.Image:
 
 
 def encode_png(image: Image.Image) -> bytes:
-    """A page image as stored: PNG, lossless. A grey page (R = G = B at every pixel: most text
-    pages, drawn or scanned) as 8-bit grey, the same pixels in a third of the samples. On 1700x2200
-    text pages: 38 ms to encode at level 6 against 48 ms for 24-bit at level 1, 11 ms to decode for
-    the engine against 21, 276 KB against 525, and the searchable PDF embeds these bytes as they are
-    instead of decoding the page and encoding it again (about 50 ms). Every reader turns a page into
-    RGB (engines, tiles, the PDF), which gives a grey page's pixels back exactly."""
     buffer = io.BytesIO()
-    if is_grey(image):
-        image.convert("L").save(buffer, format="PNG", compress_level=PNG_GREY_LEVEL)
-    else:
-        image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
-
-
-def is_grey(image: Image.Image) -> bool:
-    """Whether every pixel has R = G = B (grey and bilevel images are; a 1700x2200 RGB page is
-    checked in about 2 ms)."""
-    if image.mode in ("L", "1"):
-        return True
-    red, green, blue = (image if image.mode == "RGB" else image.convert("RGB")).split()
-    return (ImageChops.difference(red, green).getbbox() is None
-            and ImageChops.difference(green, blue).getbbox() is None)

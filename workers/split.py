@@ -86,9 +86,17 @@ class _PageSender:
             self._pending = []
 
     def send_all(self, page_ids: list[int]) -> None:
+        """Send `page_ids` a batch at a time. A send the broker refuses is logged and left: its
+        pages stay queued in the database, the end of the split sends them again, and past it
+        the sweeper does (stale queued pages of a processing job). A broker outage must not
+        fail, or restart, the split of a document whose pages are safely stored."""
         for start in range(0, len(page_ids), self.batch):
             chunk = page_ids[start:start + self.batch]
-            self.enqueue.infer(chunk, high=self.high)
+            try:
+                self.enqueue.infer(chunk, high=self.high)
+            except Exception as exc:  # noqa: BLE001 (kombu's OperationalError, redis errors, ...)
+                log.warning("split.send_failed", pages=len(chunk), error=repr(exc)[:200])
+                continue
             self.sent.update(chunk)
 
 

@@ -7,13 +7,11 @@
 | at most 256 colours (charts, forms, drawn pages) | PNG with a palette (Flate) | yes |
 | anything else (photographs, colour scans) | JPEG, quality `jpeg_quality` | no |
 
-Stored page images (workers/render.py `encode_png`) are 8-bit grey PNGs at level 6 when the page
-is grey, which is exactly the grey encoding here, so such a page is embedded as stored, not decoded
-and encoded again (`encode_stored_for_pdf`); other pages are 24-bit RGB PNGs at compression level 1
-(chosen for the split's speed), so every lossless choice here is smaller than the stored page, and
-JPEG is kept for continuous tone, where lossless would be several times the size. img2pdf embeds
-each encoding as it is (no second compression: JPEG as DCTDecode, PNG data as FlateDecode, Group 4
-as CCITTFaxDecode).
+Stored page images are 24-bit RGB PNGs at compression level 1 (chosen for the engines' speed,
+workers/render.py), so every lossless choice here is smaller than the stored page, and JPEG is
+kept for continuous tone, where lossless would be several times the size. img2pdf embeds each
+encoding as it is (no second compression: JPEG as DCTDecode, PNG data as FlateDecode, Group 4 as
+CCITTFaxDecode).
 """
 
 from __future__ import annotations
@@ -38,18 +36,6 @@ class EncodedImage:
     @property
     def lossless(self) -> bool:
         return self.encoding != "jpeg"
-
-
-def encode_stored_for_pdf(png: bytes, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> EncodedImage:
-    """A stored page image (PNG bytes) encoded for the PDF: a stored 8-bit grey PNG that is not
-    bilevel is already the `png_grey` encoding and comes back as it is; anything else goes
-    through `encode_for_pdf`."""
-    with Image.open(io.BytesIO(png)) as image:
-        if image.mode == "L" and image.format == "PNG" and not image.info.get("interlace"):
-            counts = image.histogram()
-            if counts[0] + counts[255] < image.width * image.height:  # not bilevel
-                return EncodedImage(png, "png_grey")
-        return encode_for_pdf(image, jpeg_quality)
 
 
 def encode_for_pdf(image: Image.Image, jpeg_quality: int = DEFAULT_JPEG_QUALITY) -> EncodedImage:

@@ -13,6 +13,7 @@ about one page image in memory at a time, plus the finished file.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -22,8 +23,9 @@ from pathlib import Path
 import img2pdf
 import pikepdf
 from ocrmypdf.font import MultiFontManager
+from PIL import Image
 
-from workers.outputs.page_images import DEFAULT_JPEG_QUALITY, encode_stored_for_pdf
+from workers.outputs.page_images import DEFAULT_JPEG_QUALITY, encode_for_pdf
 from workers.outputs.page_size import PhysicalSize, physical_size
 from workers.outputs.pages import OutputPage
 from workers.outputs.text_layer import text_layer_pdf
@@ -68,7 +70,8 @@ def searchable_pdf(pages: list[OutputPage], load_image: Callable[[str], bytes], 
 
 
 def _image_page(png: bytes, size: PhysicalSize, build: PdfBuild, page_no: int, jpeg_quality: int) -> bytes:
-    encoded = encode_stored_for_pdf(png, jpeg_quality)
+    with Image.open(io.BytesIO(png)) as image:
+        encoded = encode_for_pdf(image, jpeg_quality)
     build.encodings[page_no] = encoded.encoding
     width, height = size.width_pt, size.height_pt
 
