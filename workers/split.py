@@ -80,8 +80,10 @@ class _PageSender:
         self._pending: list[int] = []
 
     def stored(self, page_id: int) -> None:
+        """The document's first page goes at once (the engine may be idle, waiting for it), the
+        rest a batch at a time."""
         self._pending.append(page_id)
-        if len(self._pending) >= self.batch:
+        if len(self._pending) >= self.batch or not self.sent:
             self.send_all(self._pending)
             self._pending = []
 

@@ -315,8 +315,9 @@ class SendLog(LocalEnqueuer):
 
 @pytest.mark.parametrize("refuse", [0, 1])
 def test_the_split_sends_pages_as_it_stores_them_and_survives_a_refused_send(rt: Runtime, refuse: int) -> None:
-    """Batches of `engine_batch_size` go to inference while the split still renders the rest;
-    a send the broker refuses neither fails nor restarts the split: its pages go at the end."""
+    """The first page, then batches of `engine_batch_size`, go to inference while the split still
+    renders the rest; a send the broker refuses neither fails nor restarts the split: its pages
+    go at the end."""
     queue = local_queue(rt, SendLog(rt, refuse))
     job_id = submit(rt, queue, pdf(5))
     queue.pending.clear()
@@ -326,7 +327,8 @@ def test_the_split_sends_pages_as_it_stores_them_and_survives_a_refused_send(rt:
     assert sorted(i for _, batch in queue.sends for i in batch) == ids  # every page once
     assert all(len(batch) <= 2 for _, batch in queue.sends)
     mid_split = [batch for status, batch in queue.sends if status == JobStatus.SPLITTING]
-    assert mid_split == ([ids[0:2], ids[2:4]] if not refuse else [ids[2:4]])
+    # The first page at once, then batches; a refused send's pages go when the split ends.
+    assert mid_split == ([ids[0:1], ids[1:3], ids[3:5]] if not refuse else [ids[1:2], ids[2:4]])
     queue.drain()
     job, pages = finished(rt, job_id)
     assert job.status == JobStatus.SUCCEEDED and [p.status for p in pages] == [PageStatus.DONE] * 5
