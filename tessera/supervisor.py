@@ -1,66 +1,98 @@
-"""Runs `tessera worker` as a child of `tessera serve` and restarts it if it dies.
+"""Runs the in-process workers of `tessera serve` as its children and restarts any that dies.
 
-A subprocess rather than a thread: the worker forks its pool and loads the
-engine, neither of which belongs in the API's process.
+Subprocesses rather than threads: a worker forks its pool and loads the engine, neither of
+which belongs in the API's process.
+
+Two workers, as the production shape has them (docker-compose: a cpu and a gpu worker), not one
+consuming every queue: inference (`gpu`) in one, splitting, assembling and webhooks (`cpu`,
+`webhooks`) in the other. With one process the stages ran one after another, so every second
+spent rendering a page, encoding it or building a document's searchable PDF was a second the
+engine stood still; in two they overlap, and the split and assemble work runs on the CPU time
+the engine leaves idle (rapidocr's two threads keep about 1.3-1.5 of two cores busy;
+bench/pipeline_ratio.py). One inference process, so two engines never compete for the cores or
+hold the model twice.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 import structlog
 
 log = structlog.get_logger(__name__)
 RESTART_DELAY_S = 2.0
 PR_SET_PDEATHSIG = 1
+# One worker process per entry: (queues, niceness). The split/assemble worker runs at a lower
+# priority (nice +10): on one machine the engine is the bottleneck, so when both want the cores
+# the engine gets them, and rendering and PDF building fill the time it leaves idle. At equal
+# priority the engine ran about 15% slower beside them (bench/pipeline_ratio.py).
+EMBEDDED_WORKERS = (("gpu", 0), ("cpu,webhooks", 10))
 
 
-def _die_with_parent() -> None:
+def _child_setup(niceness: int) -> None:
     """Runs in the child before exec: the kernel sends it SIGTERM when `serve` dies, however
-    it dies (even SIGKILL), so no worker outlives its server."""
+    it dies (even SIGKILL), so no worker outlives its server; then its niceness."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if niceness:
+        os.nice(niceness)
 
 
 class WorkerSupervisor:
-    def __init__(self, queues: str = "cpu,gpu,webhooks", concurrency: int = 1):
-        self.argv = [sys.executable, "-m", "tessera.cli", "worker", "--queues", queues,
-                     "--concurrency", str(concurrency)]
-        self.process: subprocess.Popen | None = None
+    """`workers`: one `tessera worker --queues ...` process per (queues, niceness) entry, each
+    of `concurrency`."""
+
+    def __init__(self, workers: Sequence[tuple[str, int]] = EMBEDDED_WORKERS, concurrency: int = 1):
+        self.queues = [queues for queues, _ in workers]
+        self.niceness = [niceness for _, niceness in workers]
+        self.argvs = [[sys.executable, "-m", "tessera.cli", "worker", "--queues", names,
+                       "--concurrency", str(concurrency)] for names in self.queues]
+        self.processes: list[subprocess.Popen | None] = [None] * len(self.argvs)
         self.restarts = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.process = self._spawn()
+        self.processes = [self._spawn(index) for index in range(len(self.argvs))]
         self._thread.start()
 
-    def _spawn(self) -> subprocess.Popen:
-        return subprocess.Popen(self.argv, preexec_fn=_die_with_parent)  # noqa: PLW1509
+    def _spawn(self, index: int) -> subprocess.Popen:
+        setup = functools.partial(_child_setup, self.niceness[index])
+        return subprocess.Popen(self.argvs[index], preexec_fn=setup)  # noqa: PLW1509
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
-            if self.process is not None and self.process.poll() is not None:
-                log.warning("worker.exited", code=self.process.returncode, restarts=self.restarts)
-                time.sleep(RESTART_DELAY_S)
-                if not self._stopping.is_set():
-                    self.process = self._spawn()
+            for index, process in enumerate(self.processes):
+                if process is not None and process.poll() is not None:
+                    log.warning("worker.exited", queues=self.queues[index], code=process.returncode,
+                                restarts=self.restarts)
+                    time.sleep(RESTART_DELAY_S)
+                    if self._stopping.is_set():
+                        return
+                    self.processes[index] = self._spawn(index)
                     self.restarts += 1
 
     def check(self) -> None:
-        """Raise unless the worker process is running (used by /readyz)."""
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError("the in-process worker is not running")
+        """Raise unless every worker process is running (used by /readyz)."""
+        for names, process in zip(self.queues, self.processes):
+            if process is None or process.poll() is not None:
+                raise RuntimeError(f"the in-process worker for {names} is not running")
 
     def stop(self, timeout: float = 20.0) -> None:
         self._stopping.set()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        running = [process for process in self.processes if process is not None and process.poll() is None]
+        for process in running:
+            process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
             try:
-                self.process.wait(timeout)
+                process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                process.kill()

@@ -24,6 +24,8 @@ ROUTES = {
     "tessera.webhook": {"queue": "webhooks"},
 }
 
+FILESYSTEM_POLL_S = 0.05  # the embedded broker's polling interval (seconds)
+
 PRIORITY_HIGH = 0
 PRIORITY_NORMAL = 6
 
@@ -87,7 +89,10 @@ def celery_config(settings: Settings, queues: Iterable[str] = QUEUES) -> dict[st
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
-            "polling_interval": 0.2,
+            # A worker takes its next message only after acknowledging the last (prefetch 1, late
+            # acks) and finds it on its next poll: every task waited half an interval on average.
+            # Listing an idle folder 20 times a second costs well under 1% of a core.
+            "polling_interval": FILESYSTEM_POLL_S,
         }
     else:
         config["broker_url"] = settings.broker_url

@@ -18,6 +18,7 @@ from storage.models import Job, JobStatus, Page, PageStatus, utcnow
 from tessera.errors import TRANSIENT_ERRORS, InvalidInput
 from workers.documents import DocumentInfo, inspect_document, parse_page_range, plan_renders
 from workers.enqueue import Enqueuer
+from workers.infer import assemble_if_complete
 from workers.orientation import turn_upright
 from workers.render import RenderedPage, encode_png, render_pages
 from workers.runtime import Runtime
@@ -33,8 +34,9 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
     job = _start(rt, job_id)
     if job is None:
         return
+    sender = _PageSender(enqueue, rt.settings.engine_batch_size, job.options.get("priority") == "high")
     try:
-        page_numbers, info = _render_and_store(rt, job)
+        page_numbers, info = _render_and_store(rt, job, sender)
     except InvalidInput as exc:
         _fail(rt, job_id, exc.code, exc.message)
         return
@@ -57,10 +59,47 @@ def split_job(rt: Runtime, enqueue: Enqueuer, job_id: str) -> None:
         job_repo.transition_job(session, job_id, (JobStatus.SPLITTING,), JobStatus.PROCESSING,
                                 page_count=len(page_numbers), warnings=info.warnings or None)
         waiting = job_repo.waiting_page_ids(session, job_id)
-    batch, high = rt.settings.engine_batch_size, job.options.get("priority") == "high"
-    for start in range(0, len(waiting), batch):
-        enqueue.infer(waiting[start:start + batch], high=high)
+    # The rest: the last, short batch, and pages an earlier run of this task stored.
+    sender.send_all([page_id for page_id in waiting if page_id not in sender.sent])
+    # Every page may be done already (they were sent while the split went on); an infer task
+    # that finished the last of them saw the job still splitting and left it.
+    assemble_if_complete(rt, enqueue, job_id)
     log.info("split.done", job_id=job_id, pages=len(page_numbers))
+
+
+class _PageSender:
+    """Sends the pages to inference a batch (`engine_batch_size`) at a time as they are stored,
+    so the engine starts on a document's first pages while the split renders the rest (in its
+    own worker process: tessera/supervisor.py) instead of after the last. The pages of a job
+    still splitting are not taken as lost by the sweeper, nor used to top up other batches
+    (workers/recovery.py, storage/jobs.py `fresh_queued_page_ids`)."""
+
+    def __init__(self, enqueue: Enqueuer, batch: int, high: bool):
+        self.enqueue, self.batch, self.high = enqueue, max(1, batch), high
+        self.sent: set[int] = set()
+        self._pending: list[int] = []
+
+    def stored(self, page_id: int) -> None:
+        """The document's first page goes at once (the engine may be idle, waiting for it), the
+        rest a batch at a time."""
+        self._pending.append(page_id)
+        if len(self._pending) >= self.batch or not self.sent:
+            self.send_all(self._pending)
+            self._pending = []
+
+    def send_all(self, page_ids: list[int]) -> None:
+        """Send `page_ids` a batch at a time. A send the broker refuses is logged and left: its
+        pages stay queued in the database, the end of the split sends them again, and past it
+        the sweeper does (stale queued pages of a processing job). A broker outage must not
+        fail, or restart, the split of a document whose pages are safely stored."""
+        for start in range(0, len(page_ids), self.batch):
+            chunk = page_ids[start:start + self.batch]
+            try:
+                self.enqueue.infer(chunk, high=self.high)
+            except Exception as exc:  # noqa: BLE001 (kombu's OperationalError, redis errors, ...)
+                log.warning("split.send_failed", pages=len(chunk), error=repr(exc)[:200])
+                continue
+            self.sent.update(chunk)
 
 
 def _fail(rt: Runtime, job_id: str, code: str, message: str) -> None:
@@ -84,7 +123,7 @@ def _start(rt: Runtime, job_id: str) -> Job | None:
         return job
 
 
-def _render_and_store(rt: Runtime, job: Job) -> tuple[list[int], DocumentInfo]:
+def _render_and_store(rt: Runtime, job: Job, sender: _PageSender) -> tuple[list[int], DocumentInfo]:
     settings = rt.settings
     data = rt.blobs.get(BlobKeys.input(job.tenant_id, job.id))
     info = inspect_document(data, settings.max_pages)
@@ -96,7 +135,9 @@ def _render_and_store(rt: Runtime, job: Job) -> tuple[list[int], DocumentInfo]:
     todo = [n for n in page_numbers if n not in stored]
     if todo:
         for page in render_pages(info, data, todo, plans, settings.max_page_pixels):
-            _store_page(rt, job, _upright(rt, page))
+            page_id = _store_page(rt, job, _upright(rt, page))
+            if page_id is not None:
+                sender.stored(page_id)
     return page_numbers, info
 
 
@@ -115,18 +156,22 @@ def _upright(rt: Runtime, page: RenderedPage) -> RenderedPage:
     return page
 
 
-def _store_page(rt: Runtime, job: Job, page: RenderedPage) -> None:
+def _store_page(rt: Runtime, job: Job, page: RenderedPage) -> int | None:
+    """Store the page's image and row; its id (None: a concurrent copy of this task stored it)."""
     key = BlobKeys.page_image(job.tenant_id, job.id, page.page_no)
     rt.blobs.put(key, encode_png(page.image), "image/png")
     render = {**page.render, "warnings": page.warnings}
+    row = Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page.page_no, status=PageStatus.QUEUED,
+               image_key=key, render=render, width=page.image.width, height=page.image.height)
     try:
         with rt.sessions.begin() as session:
-            session.add(Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page.page_no,
-                             status=PageStatus.QUEUED, image_key=key, render=render,
-                             width=page.image.width, height=page.image.height))
+            session.add(row)
             job_repo.touch_job(session, job.id)  # the split's heartbeat, read by the sweeper
+            session.flush()
+            page_id = row.id
     except IntegrityError:
-        pass  # a concurrent copy of this task stored the same page: same key, same bytes
+        page_id = None  # a concurrent copy of this task stored the same page: same key, same bytes
     with rt.sessions() as session:
         if job_repo.cancel_requested(session, job.id):
             raise JobCancelled()
+    return page_id

@@ -144,9 +144,15 @@ def assert_page_shown(browser: WebDriver, line: str) -> None:
 
 def test_queue_panel_updates_without_reloading(browser: WebDriver, dashboard) -> None:  # noqa: ANN001
     open_view(browser, "queue")
-    worker = wait_for(lambda: [row for row in browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")
-                               if "alive" in row.text], what="a worker alive in the queue panel")[0]
-    assert worker.text.startswith("tessera-") and "cpu, gpu, webhooks" in worker.text and "ago" in worker.text
+    # `tessera serve` runs two workers (tessera/supervisor.py): inference, and the rest.
+    def alive() -> list[str] | None:
+        rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr") if "alive" in row.text]
+        return rows if len(rows) == 2 else None
+
+    workers = wait_for(alive, what="both workers alive in the queue panel")
+    assert all(text.startswith("tessera-") and "ago" in text for text in workers), workers
+    assert sorted(text.split()[1] for text in workers) == ["cpu,", "gpu"], workers
+    assert any("cpu, webhooks" in text for text in workers), workers
     before_done = done_last_hour(browser)
     before_updated = text_of(browser, "queue-updated")
     browser.execute_script("window.__sameDocument = true")

@@ -46,8 +46,8 @@ def rt(request: pytest.FixtureRequest, tmp_path: Path) -> Runtime:
     return Runtime(settings)
 
 
-def local_queue(rt: Runtime) -> LocalEnqueuer:
-    queue = LocalEnqueuer({})
+def local_queue(rt: Runtime, queue: LocalEnqueuer | None = None) -> LocalEnqueuer:
+    queue = queue or LocalEnqueuer({})
     queue.handlers = {SPLIT: lambda job_id: split_job(rt, queue, job_id),
                       INFER: lambda ids: infer_pages(rt, queue, ids),
                       ASSEMBLE: lambda job_id: assemble_job(rt, job_id)}
@@ -291,6 +291,47 @@ def test_the_pages_of_a_split_still_running_are_not_resent_or_failed(rt: Runtime
     recover(rt, queue)  # the sweeper moves on a processing job whose pages are all final
     queue.drain()
     assert finished(rt, job_id)[0].status == JobStatus.SUCCEEDED
+
+
+class SendLog(LocalEnqueuer):
+    """A local queue that notes the job's state at each inference send, and can refuse sends
+    the way a broker that is away does (kombu raises OperationalError)."""
+
+    def __init__(self, rt: Runtime, refuse: int = 0):
+        super().__init__({})
+        self.rt, self.refuse, self.sends = rt, refuse, []
+
+    def infer(self, page_ids: list[int], high: bool = False) -> None:
+        from kombu.exceptions import OperationalError
+
+        if self.refuse:
+            self.refuse -= 1
+            raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+        with self.rt.sessions() as session:
+            job = job_repo.get_job(session, session.get(Page, page_ids[0]).job_id)
+        self.sends.append((job.status, list(page_ids)))
+        super().infer(page_ids, high)
+
+
+@pytest.mark.parametrize("refuse", [0, 1])
+def test_the_split_sends_pages_as_it_stores_them_and_survives_a_refused_send(rt: Runtime, refuse: int) -> None:
+    """The first page, then batches of `engine_batch_size`, go to inference while the split still
+    renders the rest; a send the broker refuses neither fails nor restarts the split: its pages
+    go at the end."""
+    queue = local_queue(rt, SendLog(rt, refuse))
+    job_id = submit(rt, queue, pdf(5))
+    queue.pending.clear()
+    split_job(rt, queue, job_id)
+    _, pages = finished(rt, job_id)
+    ids = [page.id for page in pages]
+    assert sorted(i for _, batch in queue.sends for i in batch) == ids  # every page once
+    assert all(len(batch) <= 2 for _, batch in queue.sends)
+    mid_split = [batch for status, batch in queue.sends if status == JobStatus.SPLITTING]
+    # The first page at once, then batches; a refused send's pages go when the split ends.
+    assert mid_split == ([ids[0:1], ids[1:3], ids[3:5]] if not refuse else [ids[1:2], ids[2:4]])
+    queue.drain()
+    job, pages = finished(rt, job_id)
+    assert job.status == JobStatus.SUCCEEDED and [p.status for p in pages] == [PageStatus.DONE] * 5
 
 
 def test_page_range_selects_pages_numbered_from_one(rt: Runtime) -> None:
