@@ -50,28 +50,27 @@ class WorkerSupervisor:
     of `concurrency`."""
 
     def __init__(self, workers: Sequence[tuple[str, int]] = EMBEDDED_WORKERS, concurrency: int = 1):
-        self.queues = [queues for queues, _ in workers]
-        self.niceness = [niceness for _, niceness in workers]
-        self.argvs = [[sys.executable, "-m", "tessera.cli", "worker", "--queues", names,
-                       "--concurrency", str(concurrency)] for names in self.queues]
-        self.processes: list[subprocess.Popen | None] = [None] * len(self.argvs)
+        self.workers, self.concurrency = list(workers), concurrency
+        self.processes: list[subprocess.Popen | None] = [None] * len(self.workers)
         self.restarts = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def start(self) -> None:
-        self.processes = [self._spawn(index) for index in range(len(self.argvs))]
+        self.processes = [self._spawn(index) for index in range(len(self.workers))]
         self._thread.start()
 
     def _spawn(self, index: int) -> subprocess.Popen:
-        setup = functools.partial(_child_setup, self.niceness[index])
-        return subprocess.Popen(self.argvs[index], preexec_fn=setup)  # noqa: PLW1509
+        queues, niceness = self.workers[index]
+        argv = [sys.executable, "-m", "tessera.cli", "worker", "--queues", queues,
+                "--concurrency", str(self.concurrency)]
+        return subprocess.Popen(argv, preexec_fn=functools.partial(_child_setup, niceness))  # noqa: PLW1509
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
             for index, process in enumerate(self.processes):
                 if process is not None and process.poll() is not None:
-                    log.warning("worker.exited", queues=self.queues[index], code=process.returncode,
+                    log.warning("worker.exited", queues=self.workers[index][0], code=process.returncode,
                                 restarts=self.restarts)
                     time.sleep(RESTART_DELAY_S)
                     if self._stopping.is_set():
@@ -81,9 +80,9 @@ class WorkerSupervisor:
 
     def check(self) -> None:
         """Raise unless every worker process is running (used by /readyz)."""
-        for names, process in zip(self.queues, self.processes):
+        for (queues, _), process in zip(self.workers, self.processes):
             if process is None or process.poll() is not None:
-                raise RuntimeError(f"the in-process worker for {names} is not running")
+                raise RuntimeError(f"the in-process worker for {queues} is not running")
 
     def stop(self, timeout: float = 20.0) -> None:
         self._stopping.set()
