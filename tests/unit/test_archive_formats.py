@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pikepdf
 import pytest
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
@@ -20,7 +22,7 @@ from tessera.cli import app
 from tessera.config import Settings
 from tessera.formats import parse_formats
 from tessera.synthetic import char_error_rate, font
-from workers.outputs.fonts import text_layer_fonts
+from workers.outputs.fonts import LAYOUT_TABLES, OCRMYPDF_FONTS, layout_free_copy, text_layer_fonts
 from workers.outputs.hocr import document_hocr
 from workers.outputs.page_images import encode_for_pdf
 from workers.outputs.page_size import MAX_SIDE_PT, physical_size
@@ -248,3 +250,29 @@ def test_a_format_that_cannot_be_built_leaves_the_others_and_says_so(tmp_path) -
     assert b"kept text" in rt.blobs.get(BlobKeys.result(job.tenant_id, job.id, "hocr"))
     with pytest.raises(BlobNotFound):
         rt.blobs.get(BlobKeys.result(job.tenant_id, job.id, "pdf"))
+
+
+@pytest.mark.parametrize("source", [OCRMYPDF_FONTS / "NotoSans-Regular.ttf", WQY])
+def test_the_text_layer_fonts_are_their_sources_less_the_layout_tables(source: Path) -> None:
+    """The copies the PDF embeds from: every character and advance width of the source (face 0
+    of the WenQuanYi collection), no OpenType layout tables, written once and then reused."""
+    copy = layout_free_copy(source)
+    assert copy.name == f"{source.stem}.ttf" and layout_free_copy(source) == copy
+    original, stripped = TTFont(source, fontNumber=0, lazy=True), TTFont(copy, lazy=True)
+    assert any(tag in original for tag in LAYOUT_TABLES)
+    assert not any(tag in stripped for tag in LAYOUT_TABLES)
+    assert stripped.getBestCmap() == original.getBestCmap()
+    assert stripped["hmtx"].metrics == original["hmtx"].metrics
+    assert stripped["name"].getBestFullName() == original["name"].getBestFullName()
+
+
+def test_text_layer_fonts_are_copied_again_when_a_temp_cleaner_removed_them() -> None:
+    fonts = text_layer_fonts(WQY)
+    copy = fonts.font_provider.get_font("NotoSans-Regular").font_path
+    copy.unlink()
+    again = text_layer_fonts(WQY)
+    assert again is not fonts and again.font_provider.get_font("NotoSans-Regular").font_path.is_file()
+    pdf = searchable_pdf([OutputPage(1, 400, 100, "k", {"source": "image"}, done=True, text="Tessera",
+                                     lines=[{"text": "Tessera", "bbox": [10, 10, 200, 60]}], positioned=True)],
+                         lambda _: _png(Image.new("L", (400, 100), 255)), again, assumed_dpi=100).data
+    assert pdf_search(pdf, "Tessera") == [1]
