@@ -199,8 +199,13 @@ def waiting_page_ids(session: Session, job_id: str) -> list[int]:
     ))
 
 
-def touch_job(session: Session, job_id: str) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow()))
+def touch_job(session: Session, job_id: str) -> bool:
+    """Mark the job alive now (the split's heartbeat, which the sweeper reads). Returns whether
+    it still wants its pages: False when it is gone, ended or asked to cancel (the same answer
+    as `cancel_requested`, in the same round trip)."""
+    row = session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow())
+                          .returning(Job.status, Job.cancel_requested)).first()
+    return row is not None and not row.cancel_requested and row.status not in JobStatus.FINAL
 
 
 def cancel_requested(session: Session, job_id: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from storage import jobs as job_repo
-from storage.blobs import BlobKeys
+from storage.blobs import BlobKeys, read_ahead
 from storage.models import Job, JobStatus, Page, PageStatus
 from workers.outputs.store import store_archive_formats
 from workers.runtime import Runtime
@@ -23,7 +23,9 @@ def assemble_job(rt: Runtime, job_id: str) -> None:
         if job is None or job.status != JobStatus.ASSEMBLING:
             return
         pages = job_repo.pages_of(session, job_id)
-    entries = [_page_entry(rt, page) for page in pages]
+    keys = [_result_key(page) for page in pages]
+    results = read_ahead(rt.blobs.get, [key for key in keys if key])
+    entries = [_page_entry(page, json.loads(next(results)) if key else None) for page, key in zip(pages, keys)]
     document = {"job_id": job.id, "filename": job.filename, "page_count": len(pages), "pages": entries}
     rt.blobs.put(BlobKeys.result(job.tenant_id, job.id, "json"),
                  json.dumps(document, ensure_ascii=False).encode("utf-8"), "application/json")
@@ -39,16 +41,23 @@ def _remove_stray_results(rt: Runtime, job: Job, pages: list[Page]) -> None:
     """Remove page results no row points at: those of attempts that stored a result and then
     died (or lost their page) before they could record or remove it. Every page is final
     here, so only the results the rows name are the job's."""
+    if all(page.status == PageStatus.DONE and page.attempt <= 1 for page in pages):
+        return  # each page ran once and its row points at that attempt's result: nothing stray
     kept = {page.result_key for page in pages if page.result_key}
     for key in rt.blobs.keys(BlobKeys.page_results(job.tenant_id, job.id)):
         if key not in kept:
             rt.blobs.delete(key)
 
 
-def _page_entry(rt: Runtime, page: Page) -> dict[str, Any]:
+def _result_key(page: Page) -> str | None:
+    return page.result_key if page.status == PageStatus.DONE and page.result_key else None
+
+
+def _page_entry(page: Page, result: dict[str, Any] | None) -> dict[str, Any]:
+    """`result`: the page's stored result (None: the page has none)."""
     entry: dict[str, Any] = {"page": page.page_no, "status": page.status}
-    if page.status == PageStatus.DONE and page.result_key:
-        entry.update(json.loads(rt.blobs.get(page.result_key)))
+    if result is not None:
+        entry.update(result)
     else:
         entry["error"] = {"code": page.error_code or "page_failed", "message": page.error_message or ""}
     return entry

@@ -25,7 +25,7 @@ import structlog
 from PIL import Image
 
 from storage import jobs as job_repo
-from storage.blobs import BlobKeys
+from storage.blobs import BlobKeys, read_ahead
 from storage.models import JobStatus, Page, PageStatus, utcnow
 from tessera.errors import TRANSIENT_ERRORS
 from workers.engines.base import PageInput, PageResult, results_as_ready
@@ -44,11 +44,12 @@ def infer_pages(rt: Runtime, enqueue: Enqueuer, page_ids: list[int]) -> None:
     live = _drop_cancelled(rt, pages, options)
     if live:
         started = time.monotonic()
-        # Each page is stored as soon as the engine hands it over, by a writer thread, so the
-        # engine's device does not wait on S3 and the database between pages. The heartbeat
-        # covers the pages until their writes are done; a failed write fails the task.
+        # Each page is stored as soon as the engine hands it over, by writer threads, so the
+        # engine's device does not wait on S3 and the database between pages (nor one page's
+        # write on another's round trip). The heartbeat covers the pages until their writes are
+        # done; a failed write fails the task.
         with Heartbeat(rt, [(page.id, page.attempt) for page in live]), ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="page-writer"
+            max_workers=rt.writes_in_flight, thread_name_prefix="page-writer"
         ) as writer:
             writes = [
                 writer.submit(_settle, rt, enqueue, page, outcome, len(live))
@@ -139,7 +140,10 @@ def _run_engine(
 ) -> Iterator[tuple[Page, PageResult | Exception]]:
     """Each page's outcome as the engine finishes it. If the batch fails, the pages it had
     not finished run alone, so one bad page fails alone."""
-    inputs = [_page_input(rt, page, options[page.job_id]) for page in pages]
+    # Read through a short blob-store outage while the heartbeat keeps the claim: giving up here
+    # would leave the pages to their leases and spend one of their attempts on the outage.
+    images = read_ahead(lambda key: _durably(lambda: rt.blobs.get(key)), [page.image_key for page in pages])
+    inputs = [_page_input(page, png, options[page.job_id]) for page, png in zip(pages, images)]
     finished: set[int] = set()
     try:
         for index, result in _engine_results(rt, inputs):
@@ -179,10 +183,8 @@ def _engine_results(rt: Runtime, inputs: list[PageInput]) -> Iterator[tuple[int,
         yield item
 
 
-def _page_input(rt: Runtime, page: Page, options: dict) -> PageInput:
-    # Read through a short blob-store outage while the heartbeat keeps the claim: giving up
-    # here would leave the page to its lease and spend one of its attempts on the outage.
-    image = Image.open(io.BytesIO(_durably(lambda: rt.blobs.get(page.image_key))))
+def _page_input(page: Page, png: bytes, options: dict) -> PageInput:
+    image = Image.open(io.BytesIO(png))
     image.load()
     return PageInput(image=image, tasks=tuple(options.get("tasks") or ("ocr",)),
                      max_tiles=int(options.get("max_tiles") or 12), ref=f"{page.job_id}/{page.page_no}")

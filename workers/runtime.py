@@ -21,6 +21,8 @@ from tessera.config import Settings
 from workers.engines.base import Engine
 from workers.orientation import OrientationDetector
 
+WRITES_IN_FLIGHT = 4  # within botocore's pool of 10 connections and the database pool of 10
+
 
 class Runtime:
     def __init__(self, settings: Settings):
@@ -37,6 +39,14 @@ class Runtime:
     @cached_property
     def blobs(self) -> BlobStore:
         return create_blob_store(self.settings)
+
+    @property
+    def writes_in_flight(self) -> int:
+        """Page writes (blob + row) a stage keeps going at once: WRITES_IN_FLIGHT against S3,
+        whose round trips (tens of milliseconds to a real bucket) are worth overlapping
+        (bench/pipeline_scale.py --s3-latency-ms); one against a local folder, which has no
+        latency to hide and whose SQLite database takes one writer at a time."""
+        return 1 if self.settings.s3_bucket is None else WRITES_IN_FLIGHT
 
     @cached_property
     def engine(self) -> Engine:

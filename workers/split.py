@@ -9,6 +9,10 @@ job past `splitting` is left alone.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import structlog
 from sqlalchemy.exc import IntegrityError
 
@@ -134,11 +138,34 @@ def _render_and_store(rt: Runtime, job: Job, sender: _PageSender) -> tuple[list[
         stored = {page.page_no for page in job_repo.pages_of(session, job.id)}
     todo = [n for n in page_numbers if n not in stored]
     if todo:
-        for page in render_pages(info, data, todo, plans, settings.max_page_pixels):
-            page_id = _store_page(rt, job, _upright(rt, page))
-            if page_id is not None:
-                sender.stored(page_id)
+        _store_pages(rt, job, sender, (_upright(rt, page) for page in
+                                       render_pages(info, data, todo, plans, settings.max_page_pixels)))
     return page_numbers, info
+
+
+def _store_pages(rt: Runtime, job: Job, sender: _PageSender, pages: Iterator[RenderedPage]) -> None:
+    """Store each page: its image (PNG encoding, blob write) on writer threads while the next
+    pages are rendered and turned upright, so the blob store's round trips (tens of milliseconds
+    each to a real bucket) overlap the rendering instead of adding to it; then, in page order on
+    this thread, its row, and its send. At most `rt.writes_in_flight` images are being written
+    at once (held in memory). The first error (a blob-store outage, JobCancelled) stops the
+    split when its page's turn comes."""
+    ahead = rt.writes_in_flight
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="page-image") as writers:
+        writes: deque[tuple[RenderedPage, Future[str]]] = deque()
+        for page in pages:
+            writes.append((page, writers.submit(_store_image, rt, job, page)))
+            while writes and (len(writes) >= ahead or writes[0][1].done()):
+                _record_and_send(rt, job, sender, *writes.popleft())
+        while writes:
+            _record_and_send(rt, job, sender, *writes.popleft())
+
+
+def _record_and_send(rt: Runtime, job: Job, sender: _PageSender, page: RenderedPage,
+                     image: Future[str]) -> None:
+    page_id = _store_row(rt, job, page, image.result())
+    if page_id is not None:  # None: a concurrent copy of this task stored the page and sends it
+        sender.stored(page_id)
 
 
 def _upright(rt: Runtime, page: RenderedPage) -> RenderedPage:
@@ -156,22 +183,29 @@ def _upright(rt: Runtime, page: RenderedPage) -> RenderedPage:
     return page
 
 
-def _store_page(rt: Runtime, job: Job, page: RenderedPage) -> int | None:
-    """Store the page's image and row; its id (None: a concurrent copy of this task stored it)."""
+def _store_image(rt: Runtime, job: Job, page: RenderedPage) -> str:
+    """Write the page's image; its key."""
     key = BlobKeys.page_image(job.tenant_id, job.id, page.page_no)
     rt.blobs.put(key, encode_png(page.image), "image/png")
+    return key
+
+
+def _store_row(rt: Runtime, job: Job, page: RenderedPage, key: str) -> int | None:
+    """Store the page's row (its image is stored under `key`); its id (None: a concurrent copy
+    of this task stored it). Raises JobCancelled when the job no longer wants its pages."""
     render = {**page.render, "warnings": page.warnings}
     row = Page(job_id=job.id, tenant_id=job.tenant_id, page_no=page.page_no, status=PageStatus.QUEUED,
                image_key=key, render=render, width=page.image.width, height=page.image.height)
     try:
-        with rt.sessions.begin() as session:
+        with rt.sessions.begin() as session:  # one transaction: the row, the heartbeat, the cancel check
             session.add(row)
-            job_repo.touch_job(session, job.id)  # the split's heartbeat, read by the sweeper
             session.flush()
-            page_id = row.id
+            page_id: int | None = row.id
+            wanted = job_repo.touch_job(session, job.id)
     except IntegrityError:
         page_id = None  # a concurrent copy of this task stored the same page: same key, same bytes
-    with rt.sessions() as session:
-        if job_repo.cancel_requested(session, job.id):
-            raise JobCancelled()
+        with rt.sessions() as session:
+            wanted = not job_repo.cancel_requested(session, job.id)
+    if not wanted:
+        raise JobCancelled()
     return page_id

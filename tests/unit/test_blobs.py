@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from storage.blobs import BlobKeys, BlobNotFound, LocalBlobStore, S3BlobStore
+from storage.blobs import BlobKeys, BlobNotFound, LocalBlobStore, S3BlobStore, read_ahead
 from tests.utils.tessera_procs import s3_client
 
 
@@ -53,3 +55,35 @@ def test_keys_are_spelled_from_ids_only() -> None:
     assert BlobKeys.page_image("t", "j", 7) == "t/j/pages/00007.png"
     assert BlobKeys.page_result("t", "j", 12, 3) == "t/j/results/00012.a3.json"
     assert BlobKeys.result("t", "j", "md") == "t/j/result.md"
+
+
+def test_read_ahead_keeps_the_order_and_a_bounded_number_of_reads_in_flight(store, tmp_path: Path) -> None:  # noqa: ANN001
+    prefix = BlobKeys.job_prefix(f"t-{tmp_path.name}", "job1")
+    keys = [f"{prefix}/pages/{n:05d}.png" for n in range(1, 21)]
+    for n, key in enumerate(keys, 1):
+        store.put(key, f"page {n}".encode())
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    def slow_get(key: str) -> bytes:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.01)  # a round trip: lets the reads overlap
+        try:
+            return store.get(key)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    assert list(read_ahead(slow_get, keys, ahead=4)) == [f"page {n}".encode() for n in range(1, 21)]
+    assert 1 < most[0] <= 4
+    assert list(read_ahead(store.get, keys[:1])) == [b"page 1"] and list(read_ahead(store.get, [])) == []
+
+
+def test_read_ahead_raises_a_failed_read_when_its_turn_comes(store, tmp_path: Path) -> None:  # noqa: ANN001
+    prefix = BlobKeys.job_prefix(f"t-{tmp_path.name}", "job1")
+    store.put(f"{prefix}/a", b"a")
+    reads = read_ahead(store.get, [f"{prefix}/a", f"{prefix}/missing", f"{prefix}/a"])
+    assert next(reads) == b"a"
+    with pytest.raises(BlobNotFound):
+        next(reads)

@@ -358,10 +358,13 @@ class TcpGate:
     """A TCP forwarder in front of a server, in threads of this process, that a test can close
     and open again on the same port: clients see the server go away (connection refused, open
     connections closed) and come back, while the server itself keeps its state (moto's S3 lives
-    in memory: stopping it would lose every object)."""
+    in memory: stopping it would lose every object).
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    `latency_s` holds back each chunk the server sends by that long, so a benchmark can put the
+    server as far away as a real bucket (a small answer is a chunk or two)."""
+
+    def __init__(self, target_port: int, latency_s: float = 0.0) -> None:
+        self.target_port, self.latency_s = target_port, latency_s
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
@@ -406,13 +409,15 @@ class TcpGate:
             upstream.settimeout(None)
             with self._lock:
                 self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            for source, sink, delay in ((client, upstream, 0.0), (upstream, client, self.latency_s)):
+                threading.Thread(target=_pump, args=(source, sink, delay), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, delay_s: float = 0.0) -> None:
     try:
         while chunk := source.recv(65536):
+            if delay_s:
+                time.sleep(delay_s)
             sink.sendall(chunk)
     except OSError:
         pass

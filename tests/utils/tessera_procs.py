@@ -163,10 +163,11 @@ class Stack:
     webhooks worker if asked), on one env."""
 
     def __init__(self, env: dict[str, str], logs: Path, gpu_workers: int = 1, start_gpu: bool = True,
-                 webhooks: bool = False):
+                 webhooks: bool = False, cpu_concurrency: int = 1):
         self.env, self.logs = env, logs
         self.server = Server(env, logs / "serve.log", worker=False)
-        self.cpu = TesseraProcess(["worker", "--queues", "cpu"], env, logs / "cpu.log")
+        self.cpu = TesseraProcess(["worker", "--queues", "cpu", "--concurrency", str(cpu_concurrency)],
+                                  env, logs / "cpu.log")
         self.gpus = [self._gpu(i) for i in range(gpu_workers)]
         self.webhooks = (TesseraProcess(["worker", "--queues", "webhooks"], env, logs / "webhooks.log")
                          if webhooks else None)

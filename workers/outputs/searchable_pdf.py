@@ -7,8 +7,9 @@ Three well-kept libraries do the PDF work; Tessera only decides sizes and encodi
 - OCRmyPDF's text layer renderer (fpdf2 underneath) draws the invisible text (text_layer.py);
 - pikepdf (qpdf) lays each text page over its image page as a Form XObject and writes the file.
 
-Page images are written to a scratch folder and opened lazily, so building a long document holds
-about one page image in memory at a time, plus the finished file.
+Page images are read a few pages ahead (storage.blobs.read_ahead), written to a scratch folder
+and opened lazily, so building a long document holds about READ_AHEAD page images in memory at a
+time, plus the finished file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pikepdf
 from ocrmypdf.font import MultiFontManager
 from PIL import Image
 
+from storage.blobs import read_ahead
 from workers.outputs.page_images import DEFAULT_JPEG_QUALITY, encode_for_pdf
 from workers.outputs.page_size import PhysicalSize, physical_size
 from workers.outputs.pages import OutputPage
@@ -54,8 +56,8 @@ def searchable_pdf(pages: list[OutputPage], load_image: Callable[[str], bytes], 
                                    if page.done and page.text.strip() and not page.positioned])
     with tempfile.TemporaryDirectory(prefix="tessera-pdf-") as scratch, ExitStack() as opened:
         folder, document = Path(scratch), pikepdf.new()
-        for page, size in zip(pages, sizes):  # copied pages read from their files until the save
-            png = load_image(page.image_key)
+        images = read_ahead(load_image, [page.image_key for page in pages])
+        for page, size, png in zip(pages, sizes, images):  # copied pages read from their files until the save
             one = _write(folder / f"{page.page_no:05d}.pdf", _image_page(png, size, build, page.page_no,
                                                                          jpeg_quality))
             document.pages.append(opened.enter_context(pikepdf.open(one)).pages[0])
