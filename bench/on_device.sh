@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # The InternVL GPU figures in one device call (at most 9.5 minutes; about 7 expected on an H200).
 #
-#   here, once:         bash bench/on_device.sh --fetch-wheels   # transformers as pinned, into .whl/
+#   here, once:         bash bench/on_device.sh --fetch-wheels   # wheels + rendered samples, into .whl/
 #   device tool run:    command "bash bench/on_device.sh", carry [".whl"], timeout_s 600
 #   second device run:  command "CHECK=1 bash bench/on_device.sh", carry [".whl"]: `tessera model
 #                       check` on the full-size random model (samples/, text, tokens/s, pages/s)
 #   CPU smoke test:     TINY=1 bash bench/on_device.sh   (all three, tiny config)
 #
 # The device image has transformers 5.17; Tessera pins 5.23 (pyproject.toml), so the
-# pinned wheel travels in .whl/ (ignored by git through .git/info/exclude).
+# pinned wheel travels in .whl/ (ignored by git through .git/info/exclude), with structlog and
+# the sample pages rendered here (.whl/samples: the image has no poppler).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--fetch-wheels" ]]; then
     grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
-    version=$(grep -o '"transformers==[0-9.]*"' pyproject.toml | tr -d '"')
-    exec python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_17_x86_64 -d .whl "$version"
+    # The device image has transformers 5.17 and no structlog (tessera.logs); no poppler either,
+    # so the samples CHECK=1 runs are rendered here.
+    for wanted in transformers structlog; do
+        version=$(grep -o "\"$wanted==[0-9.]*\"" pyproject.toml | tr -d '"')
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+            --implementation cp --platform manylinux_2_17_x86_64 -d .whl "$version" || exit 1
+    done
+    rm -rf .whl/samples
+    exec "${PYTHON:-.venv/bin/python}" bench/model_check_random.py --prerender .whl/samples
 fi
 
 OUT=${OUT:-$(mktemp -d)}
@@ -39,7 +46,9 @@ else
 fi
 
 if [[ -n "${CHECK:-}" && -z "${TINY:-}" ]]; then
-    timeout 540 $PYTHON bench/model_check_random.py --max-new-tokens 256 2>&1 | tee "$OUT/model_check.log"
+    samples=(); [[ -d .whl/samples ]] && samples=(--samples .whl/samples)
+    timeout 540 $PYTHON bench/model_check_random.py --max-new-tokens 256 "${samples[@]}" 2>&1 \
+        | tee "$OUT/model_check.log"
     echo "results in $OUT"
     exit
 fi

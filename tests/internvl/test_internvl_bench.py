@@ -69,3 +69,23 @@ def test_decode_bench_checks_both_decoders_agree():
     # on the CPU in float32 every decoder gives every prompt the same tokens
     assert all(r["same_tokens"] is True for r in records if r["what"].endswith("_ratio"))
     assert records[1]["useful_tokens"] == 4 * 8 and records[4]["prompts"] == 8
+
+
+def test_prerendered_samples_are_the_pages_and_truth_the_device_check_reads(tmp_path):
+    """The device image has no poppler: `--prerender` gives the same pages, as images, each
+    with its truth, for `CHECK=1 bash bench/on_device.sh`."""
+    import numpy as np
+
+    from tessera.model_check import sample_pages
+
+    _run("model_check_random.py", "--prerender", str(tmp_path / "samples"))
+    original = sample_pages(ROOT / "samples", ("ocr",), 12)
+    rendered = sample_pages(tmp_path / "samples", ("ocr",), 12)
+    assert len(rendered) == len(original) == 8
+    for before, after in zip(original, rendered):
+        assert np.array_equal(np.asarray(before.image.convert("RGB")), np.asarray(after.image.convert("RGB")))
+        name, number = before.ref.rsplit("#", 1)
+        pdf = name.endswith(".pdf")
+        folder = f"{Path(name).stem}.p{number}" if pdf else Path(name).stem
+        copied = tmp_path / "samples" / "truth" / folder / ("1.txt" if pdf else f"{number}.txt")
+        assert copied.read_text() == (ROOT / "samples" / "truth" / Path(name).stem / f"{number}.txt").read_text()
