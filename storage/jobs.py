@@ -11,7 +11,7 @@ from datetime import datetime
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, delete, exists, func, literal, or_, select, update
+from sqlalchemy import Row, bindparam, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -205,12 +205,17 @@ def touch_job(session: Session, job_id: str) -> bool:
     as `cancel_requested`, in the same round trip)."""
     row = session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow())
                           .returning(Job.status, Job.cancel_requested)).first()
-    return row is not None and not row.cancel_requested and row.status not in JobStatus.FINAL
+    return not _stopped(row)
 
 
 def cancel_requested(session: Session, job_id: str) -> bool:
     """True when the client asked to cancel, or the job ended or is gone."""
-    row = session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).first()
+    return _stopped(session.execute(select(Job.status, Job.cancel_requested).where(Job.id == job_id)).first())
+
+
+def _stopped(row: Row | None) -> bool:
+    """A (status, cancel_requested) row, or None for a job that is gone: whether the job wants
+    no more work."""
     return row is None or row.cancel_requested or row.status in JobStatus.FINAL
 
 
